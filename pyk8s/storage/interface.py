@@ -20,6 +20,13 @@ import enum
 from typing import AsyncIterator, Protocol
 
 
+def prefix_end(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix``."""
+    if not prefix:
+        return None
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
 class StorageError(Exception):
     """Base of the errors a backend raises; the API server maps each to a Status."""
 
@@ -129,7 +136,7 @@ class Store(Protocol):
         Conflict."""
 
     async def current_revision(self) -> int:
-        """The revision of the newest write (0 for an empty store)."""
+        """The revision of the newest write (an empty store: 0 on SQLite, 1 on etcd)."""
 
     async def compacted_revision(self) -> int:
         """The newest revision that has been compacted (0 if none)."""

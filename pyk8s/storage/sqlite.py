@@ -30,7 +30,8 @@ import threading
 from typing import AsyncIterator
 
 from .interface import (Compacted, Conflict, Event, EventType, FutureRevision,
-                        KeyExists, KeyNotFound, KeyValue, ListResult, StorageError)
+                        KeyExists, KeyNotFound, KeyValue, ListResult, StorageError,
+                        prefix_end)
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,6 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
 _MAX_BATCH = 1000  # writes grouped into one transaction at most
 _REPLAY_CHUNK = 1000  # log rows read per round trip by a watcher that is behind
 _STOP = object()
-
-
-def prefix_end(prefix: str) -> str | None:
-    """The smallest string greater than every string starting with ``prefix``."""
-    if not prefix:
-        return None
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _connect(path: str) -> sqlite3.Connection:

@@ -3,6 +3,7 @@ import os
 
 import pytest
 
+from etcd_server import etcd_endpoint, etcd_server  # noqa: F401  (session etcd fixtures)
 from pyk8s.storage.sqlite import SqliteStore
 
 
