@@ -1,0 +1,1 @@
+"""The kubelet: runs pods through the CRI runtime. Today: offline images."""
