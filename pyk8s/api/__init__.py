@@ -1,0 +1,1 @@
+"""Pure API machinery: no I/O. Schemas, selectors, quantities, patches, protobuf."""
