@@ -1,0 +1,1 @@
+"""The registry: resource catalogue, generic store, per-kind strategies."""

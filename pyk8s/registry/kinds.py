@@ -1,0 +1,214 @@
+"""Strategies for kinds with behaviour beyond schema, defaults and validation.
+
+- Pod: starts Pending with its QoS class; graceful deletion once scheduled.
+- Service: ClusterIP and NodePort allocation, recorded as keys under
+  ``/registry/ranges/`` with create-if-absent, so two API servers on one etcd can
+  never hand out the same address ("provided port is already allocated").
+- Namespace: the ``kubernetes`` finalizer and phase Active.
+"""
+from __future__ import annotations
+
+import ipaddress
+import random
+from typing import TYPE_CHECKING
+
+from ..apiserver import errors
+from ..storage import KeyExists, KeyNotFound
+from .catalogue import ResourceInfo
+from .strategy import Strategy
+
+if TYPE_CHECKING:
+    from .generic import GenericStore
+
+IP_RANGE_KEY = "/registry/ranges/serviceips/"
+PORT_RANGE_KEY = "/registry/ranges/servicenodeports/"
+
+
+def qos_class(pod: dict) -> str:
+    containers = (pod.get("spec") or {}).get("containers") or []
+    containers = containers + ((pod.get("spec") or {}).get("initContainers") or [])
+    requests_any = limits_any = False
+    guaranteed = bool(containers)
+    for c in containers:
+        res = c.get("resources") or {}
+        req, lim = res.get("requests") or {}, res.get("limits") or {}
+        if req or lim:
+            requests_any = requests_any or bool(req)
+            limits_any = limits_any or bool(lim)
+        for r in ("cpu", "memory"):
+            if r not in lim or str(req.get(r, lim.get(r))) != str(lim.get(r)):
+                guaranteed = False
+    if guaranteed:
+        return "Guaranteed"
+    if requests_any or limits_any:
+        return "Burstable"
+    return "BestEffort"
+
+
+class PodStrategy(Strategy):
+    def prepare_for_create(self, obj: dict) -> None:
+        obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj)}
+
+    def prepare_for_update(self, new: dict, old: dict) -> None:
+        status = old.get("status") or {}
+        new["status"] = status
+
+    def grace_period(self, obj: dict, requested: int | None) -> int:
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        # Never scheduled, or already finished: nothing runs, delete at once.
+        if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+            return 0
+        if requested is None:
+            requested = spec.get("terminationGracePeriodSeconds", 30)
+        return max(int(requested), 0)
+
+
+class NamespaceStrategy(Strategy):
+    def prepare_for_create(self, obj: dict) -> None:
+        obj["spec"] = {"finalizers": ["kubernetes"]}
+        obj["status"] = {"phase": "Active"}
+        labels = obj["metadata"].setdefault("labels", {})
+        labels["kubernetes.io/metadata.name"] = obj["metadata"].get("name", "")
+
+    def prepare_for_update(self, new: dict, old: dict) -> None:
+        new["spec"] = old.get("spec") or {}
+        labels = new["metadata"].setdefault("labels", {})
+        labels["kubernetes.io/metadata.name"] = old["metadata"]["name"]
+
+    def grace_period(self, obj: dict, requested: int | None) -> int:
+        return 0
+
+    def needs_finalizing(self, obj: dict) -> bool:
+        return bool((obj.get("spec") or {}).get("finalizers"))
+
+
+class ServiceStrategy(Strategy):
+    service_cidr = ipaddress.ip_network("10.43.0.0/16")
+    node_ports = (30000, 32767)
+
+    async def allocate(self, obj: dict, old: dict | None, store: "GenericStore") -> None:
+        spec = obj.setdefault("spec", {})
+        old_spec = (old or {}).get("spec") or {}
+        stype = spec.get("type", "ClusterIP")
+        if stype == "ExternalName":
+            spec.pop("clusterIP", None)
+            spec.pop("clusterIPs", None)
+        elif old_spec.get("clusterIP") and old_spec.get("clusterIP") != "None":
+            spec["clusterIP"] = old_spec["clusterIP"]
+            spec["clusterIPs"] = old_spec.get("clusterIPs") or [old_spec["clusterIP"]]
+        elif spec.get("clusterIP") == "None":
+            spec["clusterIPs"] = ["None"]
+        else:
+            ip = await self._allocate_ip(spec.get("clusterIP"), store)
+            spec["clusterIP"], spec["clusterIPs"] = ip, [ip]
+        if stype != "ExternalName":
+            spec.setdefault("ipFamilies", ["IPv4"])
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+        old_ports = {p.get("nodePort") for p in old_spec.get("ports") or []}
+        if stype in ("NodePort", "LoadBalancer"):
+            for i, port in enumerate(spec.get("ports") or []):
+                want = port.get("nodePort")
+                if want and want in old_ports:
+                    continue
+                port["nodePort"] = await self._allocate_port(want, i, store)
+        else:
+            for port in spec.get("ports") or []:
+                port.pop("nodePort", None)
+
+    async def _allocate_ip(self, wanted: str | None, store: "GenericStore") -> str:
+        net = self.service_cidr
+        if wanted:
+            try:
+                addr = ipaddress.ip_address(wanted)
+            except ValueError:
+                raise errors.invalid("Service", "", "", [errors.cause(
+                    "spec.clusterIPs[0]", f'Invalid value: "{wanted}": must be a valid IP '
+                    f'address, (e.g. 10.9.8.7 or 2001:db8::ffff)')]) from None
+            if addr not in net or addr in (net.network_address, net.broadcast_address):
+                raise errors.invalid("Service", "", "", [errors.cause(
+                    "spec.clusterIPs", f'Invalid value: []string{{"{wanted}"}}: failed to '
+                    f'allocate IP {wanted}: provided IP is not in the valid range. The range '
+                    f'of valid IPs is {net}')])
+            try:
+                await store.store.create(IP_RANGE_KEY + wanted, b"{}")
+            except KeyExists:
+                raise errors.invalid("Service", "", "", [errors.cause(
+                    "spec.clusterIPs", f'Invalid value: []string{{"{wanted}"}}: failed to '
+                    f'allocate IP {wanted}: provided IP is already allocated')]) from None
+            return wanted
+        size = net.num_addresses - 2
+        start = random.randrange(size)
+        for i in range(size):
+            # Upstream prefers the upper part of the range for dynamic addresses; any
+            # free one is correct. .1 is the kubernetes Service, asked for explicitly.
+            candidate = str(net.network_address + 1 + (start + i) % size)
+            try:
+                await store.store.create(IP_RANGE_KEY + candidate, b"{}")
+                return candidate
+            except KeyExists:
+                continue
+        raise errors.APIError(500, "InternalError",
+                              "Internal error occurred: failed to allocate a serviceIP: "
+                              "range is full")
+
+    async def _allocate_port(self, wanted: int | None, index: int,
+                             store: "GenericStore") -> int:
+        lo, hi = self.node_ports
+        if wanted:
+            if not lo <= wanted <= hi:
+                raise errors.invalid("Service", "", "", [errors.cause(
+                    f"spec.ports[{index}].nodePort", f"Invalid value: {wanted}: provided "
+                    f"port is not in the valid range. The range of valid ports is {lo}-{hi}")])
+            try:
+                await store.store.create(PORT_RANGE_KEY + str(wanted), b"{}")
+            except KeyExists:
+                raise errors.invalid("Service", "", "", [errors.cause(
+                    f"spec.ports[{index}].nodePort",
+                    f"Invalid value: {wanted}: provided port is already allocated")]) from None
+            return wanted
+        size = hi - lo + 1
+        start = random.randrange(size)
+        for i in range(size):
+            port = lo + (start + i) % size
+            try:
+                await store.store.create(PORT_RANGE_KEY + str(port), b"{}")
+                return port
+            except KeyExists:
+                continue
+        raise errors.APIError(500, "InternalError", "Internal error occurred: failed to "
+                              "allocate a nodePort: range is full")
+
+    @staticmethod
+    def _held(obj: dict | None) -> set[str]:
+        spec = (obj or {}).get("spec") or {}
+        keys = {IP_RANGE_KEY + ip for ip in spec.get("clusterIPs") or [] if ip != "None"}
+        keys |= {PORT_RANGE_KEY + str(p["nodePort"]) for p in spec.get("ports") or []
+                 if p.get("nodePort")}
+        return keys
+
+    async def _free(self, keys: set[str], store: "GenericStore") -> None:
+        for key in keys:
+            try:
+                await store.store.delete(key)
+            except KeyNotFound:
+                continue
+
+    async def release(self, obj: dict, store: "GenericStore") -> None:
+        await self._free(self._held(obj), store)
+
+    async def release_new(self, new: dict, old: dict, store: "GenericStore") -> None:
+        await self._free(self._held(new) - self._held(old), store)
+
+    async def release_old(self, new: dict, old: dict, store: "GenericStore") -> None:
+        await self._free(self._held(old) - self._held(new), store)
+
+
+STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
+    ("", "Pod"): PodStrategy,
+    ("", "Namespace"): NamespaceStrategy,
+    ("", "Service"): ServiceStrategy,
+}
+
+
+def strategy_for(info: ResourceInfo, version: str, kind: str) -> Strategy:
+    return STRATEGIES.get((info.group, kind), Strategy)(info, version, kind)
