@@ -15,6 +15,8 @@ NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
 async def _ensure(store, namespace: str, obj: dict) -> None:
+    if store.key(namespace, obj["metadata"]["name"]) in store.cache.objects:
+        return
     try:
         await store.create(namespace, obj, WriteOptions())
     except errors.APIError as err:

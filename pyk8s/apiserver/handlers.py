@@ -19,7 +19,7 @@ from ..api import patches, schemas, selectors
 from ..registry import generic
 from ..registry.generic import DeleteOptions, GenericStore, WriteOptions
 from . import errors, fields, tables
-from .requests import Target, bool_param, decode_body, int_param, wants_table
+from .requests import Target, bool_param, content_type, decode_body, int_param, wants_table
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
@@ -194,7 +194,7 @@ async def _page_from_store(store, request, prefix, rev, start, limit, predicate)
 
 
 async def create(store: GenericStore, request: web.Request, t: Target) -> web.Response:
-    obj = decode_body(await request.read(), request.content_type)
+    obj = decode_body(await request.read(), content_type(request))
     _require_object(obj)
     opts = write_options(request)
     out = await store.create(t.namespace, obj, opts)
@@ -202,7 +202,7 @@ async def create(store: GenericStore, request: web.Request, t: Target) -> web.Re
 
 
 async def update(store: GenericStore, request: web.Request, t: Target) -> web.Response:
-    obj = decode_body(await request.read(), request.content_type)
+    obj = decode_body(await request.read(), content_type(request))
     _require_object(obj)
     opts = write_options(request)
     out, created = await store.update(t.namespace, t.name, obj, opts,
@@ -216,7 +216,7 @@ def _require_object(obj: Any) -> None:
 
 
 async def patch(store: GenericStore, request: web.Request, t: Target) -> web.Response:
-    ctype = request.content_type
+    ctype = content_type(request)
     raw = await request.read()
     body = decode_body(raw, ctype)
     opts = write_options(request)
@@ -266,7 +266,7 @@ async def delete_options(request: web.Request) -> DeleteOptions:
     body: dict = {}
     raw = await request.read()
     if raw:
-        parsed = decode_body(raw, request.content_type)
+        parsed = decode_body(raw, content_type(request))
         if isinstance(parsed, dict):
             body = parsed
     pre = body.get("preconditions") or {}

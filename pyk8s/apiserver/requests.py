@@ -57,6 +57,13 @@ def parse_path(path: str, is_plural: Callable[[str, str, str], bool]) -> Target 
     return t
 
 
+def content_type(request) -> str:
+    """The request's media type; a body sent without Content-Type is JSON (the
+    official Python client sends POST and PUT that way)."""
+    raw = request.headers.get("Content-Type", "")
+    return raw.split(";")[0].strip().lower() or "application/json"
+
+
 def decode_body(body: bytes, content_type: str) -> dict[str, Any]:
     ctype = (content_type or "application/json").split(";")[0].strip().lower()
     if not body:

@@ -15,7 +15,7 @@ from ..api import patches
 from ..registry.catalogue import ResourceInfo
 from ..registry.generic import DeleteOptions
 from . import errors, handlers
-from .requests import Target, decode_body
+from .requests import Target, content_type, decode_body
 
 if TYPE_CHECKING:
     from .app import APIServer
@@ -123,8 +123,8 @@ async def _scale(store, request: web.Request, t: Target,
     if request.method == "GET":
         return handlers.respond(to_scale(await store.get(t.namespace, t.name), paths))
     opts = handlers.write_options(request)
-    body = decode_body(await request.read(), request.content_type)
-    ctype = request.content_type
+    body = decode_body(await request.read(), content_type(request))
+    ctype = content_type(request)
 
     def transform(old: dict) -> dict:
         scale = to_scale(old, paths)
@@ -154,7 +154,7 @@ async def _scale(store, request: web.Request, t: Target,
 
 
 async def _bind(store, request: web.Request, t: Target) -> web.Response:
-    body = decode_body(await request.read(), request.content_type)
+    body = decode_body(await request.read(), content_type(request))
     node = ((body or {}).get("target") or {}).get("name", "")
     if not node:
         raise errors.invalid("Binding", "", t.name, [errors.cause(
@@ -184,7 +184,7 @@ async def _bind(store, request: web.Request, t: Target) -> web.Response:
 
 
 async def _evict(store, request: web.Request, t: Target) -> web.Response:
-    body = decode_body(await request.read(), request.content_type) or {}
+    body = decode_body(await request.read(), content_type(request)) or {}
     opts_body = body.get("deleteOptions") or {}
     await store.delete(t.namespace, t.name, DeleteOptions(
         grace_period=opts_body.get("gracePeriodSeconds"),
@@ -195,7 +195,7 @@ async def _evict(store, request: web.Request, t: Target) -> web.Response:
 
 
 async def _finalize(store, request: web.Request, t: Target) -> web.Response:
-    body = decode_body(await request.read(), request.content_type)
+    body = decode_body(await request.read(), content_type(request))
     finalizers = list(((body or {}).get("spec") or {}).get("finalizers") or [])
 
     def transform(ns: dict) -> dict:
@@ -227,7 +227,7 @@ async def serve_virtual(server: "APIServer", request: web.Request, info: Resourc
                         t: Target) -> web.Response:
     if request.method != "POST":
         raise errors.method_not_allowed(request.method.lower(), info.plural, info.group)
-    body = decode_body(await request.read(), request.content_type)
+    body = decode_body(await request.read(), content_type(request))
     if not isinstance(body, dict):
         raise errors.bad_request("the request body must be an object")
     out = copy.deepcopy(body)

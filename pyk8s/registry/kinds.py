@@ -82,6 +82,10 @@ class NamespaceStrategy(Strategy):
         return bool((obj.get("spec") or {}).get("finalizers"))
 
 
+def _invalid(name: str, causes: list[dict]) -> errors.APIError:
+    return errors.invalid("Service", "", name, causes)
+
+
 class ServiceStrategy(Strategy):
     service_cidr = ipaddress.ip_network("10.43.0.0/16")
     node_ports = (30000, 32767)
@@ -99,7 +103,8 @@ class ServiceStrategy(Strategy):
         elif spec.get("clusterIP") == "None":
             spec["clusterIPs"] = ["None"]
         else:
-            ip = await self._allocate_ip(spec.get("clusterIP"), store)
+            ip = await self._allocate_ip(spec.get("clusterIP"), store,
+                                         obj["metadata"].get("name", ""))
             spec["clusterIP"], spec["clusterIPs"] = ip, [ip]
         if stype != "ExternalName":
             spec.setdefault("ipFamilies", ["IPv4"])
@@ -110,29 +115,31 @@ class ServiceStrategy(Strategy):
                 want = port.get("nodePort")
                 if want and want in old_ports:
                     continue
-                port["nodePort"] = await self._allocate_port(want, i, store)
+                port["nodePort"] = await self._allocate_port(
+                    want, i, store, obj["metadata"].get("name", ""))
         else:
             for port in spec.get("ports") or []:
                 port.pop("nodePort", None)
 
-    async def _allocate_ip(self, wanted: str | None, store: "GenericStore") -> str:
+    async def _allocate_ip(self, wanted: str | None, store: "GenericStore",
+                           store_name: str) -> str:
         net = self.service_cidr
         if wanted:
             try:
                 addr = ipaddress.ip_address(wanted)
             except ValueError:
-                raise errors.invalid("Service", "", "", [errors.cause(
+                raise _invalid(store_name, [errors.cause(
                     "spec.clusterIPs[0]", f'Invalid value: "{wanted}": must be a valid IP '
                     f'address, (e.g. 10.9.8.7 or 2001:db8::ffff)')]) from None
             if addr not in net or addr in (net.network_address, net.broadcast_address):
-                raise errors.invalid("Service", "", "", [errors.cause(
+                raise _invalid(store_name, [errors.cause(
                     "spec.clusterIPs", f'Invalid value: []string{{"{wanted}"}}: failed to '
                     f'allocate IP {wanted}: provided IP is not in the valid range. The range '
                     f'of valid IPs is {net}')])
             try:
                 await store.store.create(IP_RANGE_KEY + wanted, b"{}")
             except KeyExists:
-                raise errors.invalid("Service", "", "", [errors.cause(
+                raise _invalid(store_name, [errors.cause(
                     "spec.clusterIPs", f'Invalid value: []string{{"{wanted}"}}: failed to '
                     f'allocate IP {wanted}: provided IP is already allocated')]) from None
             return wanted
@@ -152,17 +159,17 @@ class ServiceStrategy(Strategy):
                               "range is full")
 
     async def _allocate_port(self, wanted: int | None, index: int,
-                             store: "GenericStore") -> int:
+                             store: "GenericStore", store_name: str) -> int:
         lo, hi = self.node_ports
         if wanted:
             if not lo <= wanted <= hi:
-                raise errors.invalid("Service", "", "", [errors.cause(
+                raise _invalid(store_name, [errors.cause(
                     f"spec.ports[{index}].nodePort", f"Invalid value: {wanted}: provided "
                     f"port is not in the valid range. The range of valid ports is {lo}-{hi}")])
             try:
                 await store.store.create(PORT_RANGE_KEY + str(wanted), b"{}")
             except KeyExists:
-                raise errors.invalid("Service", "", "", [errors.cause(
+                raise _invalid(store_name, [errors.cause(
                     f"spec.ports[{index}].nodePort",
                     f"Invalid value: {wanted}: provided port is already allocated")]) from None
             return wanted
