@@ -334,13 +334,19 @@ async def watch(store: GenericStore, request: web.Request, t: Target) -> web.Str
         after = _rv(rv)
         if not await wc.wait_for(after):
             raise errors.timeout(f"Too large resource version: {rv}, current: {wc.revision}")
-        cache = store.cache
-        if after < cache.window_start:
-            raise errors.resource_expired(after, cache.window_start)
-    watcher = store.cache.watch(after, predicate, capacity=WATCH_CAPACITY)
     resp = web.StreamResponse(headers={"Content-Type": JSON,
                                        "Cache-Control": "no-cache, private"})
     resp.enable_chunked_encoding()
+    cache = store.cache
+    if after >= 0 and after < cache.window_start:
+        # As upstream's watch cache: 200 and one ERROR event carrying 410 Expired, so
+        # clients (reflectors, kubectl get -w) know to relist.
+        await resp.prepare(request)
+        expired = errors.resource_expired(after, cache.window_start).status()
+        await resp.write(orjson.dumps({"type": "ERROR", "object": expired}) + b"\n")
+        await resp.write_eof()
+        return resp
+    watcher = cache.watch(after, predicate, capacity=WATCH_CAPACITY)
     try:
         await resp.prepare(request)
         loop = asyncio.get_running_loop()

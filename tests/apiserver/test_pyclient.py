@@ -95,3 +95,26 @@ def test_errors_are_status_objects(client, ns):
     with pytest.raises(ApiException) as err:
         core.read_namespace("nope")
     assert err.value.status == 404
+
+
+def test_watch_from_expired_version_gets_410(client, ns):
+    core = k8s.CoreV1Api(client)
+    w = watch.Watch()
+    with pytest.raises(ApiException) as err:
+        for _ in w.stream(core.list_namespaced_config_map, ns, resource_version="1",
+                          timeout_seconds=5):
+            pass
+    assert err.value.status == 410
+    assert "too old resource version: 1" in str(err.value)
+
+
+def test_watch_bookmarks_and_timeout(client, ns):
+    """allowWatchBookmarks is accepted; timeoutSeconds ends the stream by itself."""
+    import time
+    core = k8s.CoreV1Api(client)
+    rv = core.list_namespaced_config_map(ns).metadata.resource_version
+    t0 = time.monotonic()
+    events = list(watch.Watch().stream(core.list_namespaced_config_map, ns,
+                                       resource_version=rv, allow_watch_bookmarks=True,
+                                       timeout_seconds=2))
+    assert events == [] and 1.5 < time.monotonic() - t0 < 15
