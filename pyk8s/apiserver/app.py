@@ -17,6 +17,7 @@ from aiohttp import web
 
 from ..registry import catalogue
 from ..registry.catalogue import ResourceInfo
+from ..registry.conversion import CONVERTED, ConvertingStore
 from ..registry.generic import GenericStore
 from ..registry.kinds import strategy_for
 from ..storage import Store
@@ -63,7 +64,8 @@ class APIServer:
             r.group))
         served: set[tuple[str, str]] = set()
         for info in ordered:
-            if info.storage and (info.group, info.plural) in served:
+            if info.storage and ((info.group, info.plural) in served or
+                                 (info.group, info.version, info.plural) in CONVERTED):
                 continue
             self.resources[(info.group, info.version, info.plural)] = info
             if not info.storage:
@@ -72,6 +74,12 @@ class APIServer:
             strategy = strategy_for(info, info.version, info.kind)
             self.stores[(info.group, info.version, info.plural)] = GenericStore(
                 info, self.store, self.cache, strategy, admit=self._admit)
+        for info in ordered:
+            key = (info.group, info.version, info.plural)
+            if key in CONVERTED and CONVERTED[key][0] in self.stores:
+                storage_key, codec = CONVERTED[key]
+                self.resources[key] = info
+                self.stores[key] = ConvertingStore(info, self.stores[storage_key], codec)
         self._refresh_documents()
 
     def _refresh_documents(self) -> None:

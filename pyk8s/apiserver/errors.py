@@ -61,9 +61,14 @@ MODIFIED = ("the object has been modified; please apply your changes to the late
 
 def invalid(kind: str, group: str, name: str, causes: list[dict[str, Any]]) -> APIError:
     """422 Invalid; each cause is {"reason","message","field"} as field.Error renders."""
-    text = ", ".join(c["field"] + ": " + c["message"] if c.get("field") else c["message"]
-                     for c in causes)
-    if len(causes) > 1:
+    # As field.ErrorList.ToAggregate(): each distinct message once, bracketed when many.
+    msgs: list[str] = []
+    for c in causes:
+        m = f'{c.get("field", "")}: {c["message"]}'
+        if m not in msgs:
+            msgs.append(m)
+    text = ", ".join(msgs)
+    if len(msgs) > 1:
         text = "[" + text + "]"
     qual = f"{kind}.{group}" if group else kind
     d = {"name": name, "group": group, "kind": kind, "causes": causes}

@@ -58,7 +58,12 @@ def predicate_for(store: GenericStore, query, namespace: str, name: str = "") ->
         field_sel = fields.with_name(field_sel, name)
     ns = namespace if store.info.namespaced else ""
 
+    present = store.present if store.served_api_version != store.strategy.api_version \
+        else None
+
     def matches(obj: dict) -> bool:
+        if present is not None:
+            obj = present(obj)
         meta = obj["metadata"]
         if ns and meta.get("namespace") != ns:
             return False
@@ -82,8 +87,8 @@ def render_list(store: GenericStore, request: web.Request, items: list[dict],
                                    printer_columns=store.printer_columns)
         table["metadata"] = list_meta
         return respond(table)
-    return respond({"kind": store.strategy.kind + "List",
-                    "apiVersion": store.strategy.api_version,
+    return respond({"kind": store.served_kind + "List",
+                    "apiVersion": store.served_api_version,
                     "metadata": list_meta, "items": [store.present(o) for o in items]})
 
 
@@ -115,7 +120,7 @@ async def list_(store: GenericStore, request: web.Request, t: Target) -> web.Str
     token = q.get("continue", "")
     rv = q.get("resourceVersion", "")
     match = q.get("resourceVersionMatch", "")
-    prefix = generic.resource_prefix(store.info, t.namespace)
+    prefix = store.prefix(t.namespace)
     cache = store.cache
     wc = store.watchcache
     if token:
@@ -198,7 +203,7 @@ async def create(store: GenericStore, request: web.Request, t: Target) -> web.Re
     _require_object(obj)
     opts = write_options(request)
     out = await store.create(t.namespace, obj, opts)
-    return respond(out, 201, opts.warnings)
+    return respond(store.present(out), 201, opts.warnings)
 
 
 async def update(store: GenericStore, request: web.Request, t: Target) -> web.Response:
@@ -207,7 +212,7 @@ async def update(store: GenericStore, request: web.Request, t: Target) -> web.Re
     opts = write_options(request)
     out, created = await store.update(t.namespace, t.name, obj, opts,
                                       subresource=t.subresource)
-    return respond(out, 201 if created else 200, opts.warnings)
+    return respond(store.present(out), 201 if created else 200, opts.warnings)
 
 
 def _require_object(obj: Any) -> None:
@@ -229,8 +234,7 @@ async def patch(store: GenericStore, request: web.Request, t: Target) -> web.Res
             f"include: application/json-patch+json, application/merge-patch+json, "
             f"application/apply-patch+yaml, application/strategic-merge-patch+json "
             f"(got {ctype})")
-    schema = schemas.definition_for(store.info.group, store.strategy.version,
-                                    store.strategy.kind)
+    schema = schemas.definition_for(store.info.group, store.info.version, store.info.kind)
     if ctype == patches.STRATEGIC_MERGE_PATCH and schema is None:
         raise errors.APIError(415, "UnsupportedMediaType",
                               "the body of the request was in an unknown format - accepted "
@@ -244,7 +248,7 @@ async def patch(store: GenericStore, request: web.Request, t: Target) -> web.Res
             reason = {400: "BadRequest", 422: "Invalid"}.get(err.code, "InternalError")
             raise errors.APIError(err.code, reason, str(err)) from None
     out = await store.patch(t.namespace, t.name, transform, opts, subresource=t.subresource)
-    return respond(out, 200, opts.warnings)
+    return respond(store.present(out), 200, opts.warnings)
 
 
 async def apply_patch(store: GenericStore, request: web.Request, t: Target, body: Any,
@@ -258,7 +262,7 @@ async def apply_patch(store: GenericStore, request: web.Request, t: Target, body
     force = bool_param(request.query.get("force"))
     out, created = await applying.apply(store, t.namespace, t.name, body, opts,
                                         force=force, subresource=t.subresource)
-    return respond(out, 201 if created else 200, opts.warnings)
+    return respond(store.present(out), 201 if created else 200, opts.warnings)
 
 
 async def delete_options(request: web.Request) -> DeleteOptions:
@@ -288,7 +292,7 @@ async def delete_options(request: web.Request) -> DeleteOptions:
 async def delete(store: GenericStore, request: web.Request, t: Target) -> web.Response:
     opts = await delete_options(request)
     obj, _ = await store.delete(t.namespace, t.name, opts)
-    return respond(obj, 200)
+    return respond(store.present(obj), 200)
 
 
 async def delete_collection(store: GenericStore, request: web.Request,
@@ -296,9 +300,8 @@ async def delete_collection(store: GenericStore, request: web.Request,
     opts = await delete_options(request)
     await store.watchcache.sync()
     predicate = predicate_for(store, request.query, t.namespace)
-    end = generic.prefix_end(generic.resource_prefix(store.info, t.namespace))
-    victims = [o for _, o in store.cache.items(generic.resource_prefix(store.info,
-                                                                       t.namespace), end)
+    end = generic.prefix_end(store.prefix(t.namespace))
+    victims = [o for _, o in store.cache.items(store.prefix(t.namespace), end)
                if predicate(o)]
     deleted = []
     for obj in victims:
@@ -309,9 +312,9 @@ async def delete_collection(store: GenericStore, request: web.Request,
             if err.code == 404:
                 continue
             raise
-        deleted.append(out)
-    return respond({"kind": store.strategy.kind + "List",
-                    "apiVersion": store.strategy.api_version,
+        deleted.append(store.present(out))
+    return respond({"kind": store.served_kind + "List",
+                    "apiVersion": store.served_api_version,
                     "metadata": {"resourceVersion": str(store.watchcache.revision)},
                     "items": deleted})
 
@@ -399,6 +402,6 @@ async def watch(store: GenericStore, request: web.Request, t: Target) -> web.Str
 
 def _bookmark(store: GenericStore, revision: int) -> bytes:
     return orjson.dumps({"type": "BOOKMARK", "object": {
-        "kind": store.strategy.kind, "apiVersion": store.strategy.api_version,
+        "kind": store.served_kind, "apiVersion": store.served_api_version,
         "metadata": {"resourceVersion": str(revision),
                      "annotations": {"k8s.io/initial-events-end": "true"}}}}) + b"\n"

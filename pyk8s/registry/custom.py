@@ -159,7 +159,8 @@ class CustomResourceStrategy(Strategy):
     def default(self, obj: dict) -> None:
         apply_defaults(obj, self.schema)
 
-    def validate(self, obj: dict, old: dict | None) -> list[dict[str, Any]]:
+    def validate(self, obj: dict, old: dict | None, *,
+                 subresource: str = "") -> list[dict[str, Any]]:
         meta = obj.get("metadata") or {}
         errs = validation.validate_object_name(meta.get("name"), meta.get("generateName"))
         errs += validation.validate_labels(meta.get("labels"))

@@ -7,6 +7,8 @@ Kubernetes user expects (``kubectl get -o yaml``). The per-group work lives in
 
 Invariants:
 - ``obj`` is a dict in JSON shape, mutated in place; the function returns None.
+  Nulls are first read as Go reads them (a null field disappears, a null in a
+  string map is ""), as a decode/encode round trip through the API server does.
 - Defaulting is idempotent and never overwrites a set field (except the one place
   upstream does: a Namespace's ``kubernetes.io/metadata.name`` label).
 - Values are upstream's defaults only: things upstream leaves to admission
@@ -45,6 +47,10 @@ def defaulter_for(group: str, version: str, kind: str) -> Defaulter | None:
 
 def apply_defaults(group: str, version: str, kind: str, obj: dict) -> None:
     """Fill ``obj``'s unset fields with upstream's v1.32 defaults, in place."""
+    if not isinstance(obj, dict):
+        return
+    # Upstream decodes JSON into structs, so a null reads as the zero value.
+    core.drop_nulls(obj)
     defaulter = defaulter_for(group, version, kind)
-    if defaulter is not None and isinstance(obj, dict):
+    if defaulter is not None:
         defaulter(obj)

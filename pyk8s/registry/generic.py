@@ -93,6 +93,12 @@ class GenericStore:
         self.strategy = strategy
         self.admit = admit  # async (operation, obj, old, store) -> None, may raise APIError
         self.printer_columns: list[dict] | None = None  # CRD additionalPrinterColumns
+        self.served_api_version = strategy.api_version
+        self.served_kind = strategy.kind
+
+    def prefix(self, namespace: str = "") -> str:
+        """The key prefix of this resource's objects (in one namespace, if given)."""
+        return resource_prefix(self.info, namespace)
 
     def present(self, obj: dict) -> dict:
         """The object as this version serves it (versions of a CRD differ only in
@@ -274,7 +280,7 @@ class GenericStore:
                 self._validate_schema(new, name, opts)
             self.strategy.default(new)
             self._bump_generation(new, old)
-            causes = self.strategy.validate(new, old)
+            causes = self.strategy.validate(new, old, subresource=subresource)
             if causes:
                 raise self._invalid(name, causes)
             if self.admit is not None:

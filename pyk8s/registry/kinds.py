@@ -210,7 +210,17 @@ class ServiceStrategy(Strategy):
         await self._free(self._held(old) - self._held(new), store)
 
 
+class JobStrategy(Strategy):
+    def prepare_for_create(self, obj: dict) -> None:
+        super().prepare_for_create(obj)
+        # Upstream generates the selector (controller-uid) and labels before
+        # defaulting and validation, unless manualSelector is set.
+        from .defaults.batch import generate_job_selector
+        generate_job_selector(obj)
+
+
 STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
+    ("batch", "Job"): JobStrategy,
     ("", "Pod"): PodStrategy,
     ("", "Namespace"): NamespaceStrategy,
     ("", "Service"): ServiceStrategy,

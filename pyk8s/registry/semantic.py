@@ -10,13 +10,15 @@ immutable fields.
 
 Invariants:
 - ``obj`` and ``old`` are plain dicts in JSON shape, already defaulted; they are
-  never mutated.
+  never mutated. Nulls are read as Go decodes them (zero values).
 - Errors come in upstream's order. As upstream, a create stops at the kind's
   errors before the generic metadata pass, an update reports the generic pass
   first; duplicates are kept (the Status message de-duplicates them, see
   ``aggregate_message``) as upstream keeps them in ``details.causes``.
 - Custom resources (kinds this module does not know) get the metadata checks with
   DNS-subdomain names; pass ``namespaced`` to tell their scope.
+- Writes through a subresource must say so (``subresource=``): a status or binding
+  write is not checked against the pod-update or immutable-spec rules.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from .checks import apps, batch, core, others, rbac, storage
 from .checks.field import FieldError, dedupe_messages
 from .checks.meta import NAME_RULES, SUBDOMAIN, generic_create, generic_update, object_meta, \
     object_meta_update
-from .checks.pods import validate_pod, validate_pod_template
+from .checks.pods import validate_ephemeral_update, validate_pod, validate_pod_template
 
 __all__ = ["FieldError", "aggregate_message", "validate"]
 
@@ -97,13 +99,27 @@ def _go_view(value: Any, key: str = "") -> Any:
 
 
 def validate(group: str, version: str, kind: str, obj: dict, old: dict | None = None, *,
-             namespaced: bool | None = None) -> list[FieldError]:
-    """Field errors of creating ``obj`` (``old`` None) or replacing ``old`` with it."""
+             namespaced: bool | None = None, subresource: str = "") -> list[FieldError]:
+    """Field errors of creating ``obj`` (``old`` None) or replacing ``old`` with it.
+
+    ``subresource`` names the subresource an update came through: upstream checks a
+    ``status`` write and a pod ``binding`` for metadata only (the spec is not the
+    writer's), and a pod's ``ephemeralcontainers`` write with its own rule.
+    """
     obj = _go_view(obj)
     old = None if old is None else _go_view(old)
     rule = NAME_RULES.get((group, kind))
     if namespaced is None and rule is not None:
         namespaced = rule[1]
+    if old is not None and subresource in ("status", "binding"):
+        meta, old_meta = obj.get("metadata") or {}, old.get("metadata") or {}
+        # Built-in kinds check metadata with core's rules (kube finalizer names); CRDs
+        # and custom resources with apimachinery's generic ones.
+        core_rules = rule is not None and group != "apiextensions.k8s.io"
+        return generic_update(obj, old, namespaced) + object_meta_update(meta, old_meta,
+                                                                         core=core_rules)
+    if old is not None and subresource == "ephemeralcontainers" and (group, kind) == ("", "Pod"):
+        return generic_update(obj, old, namespaced) + validate_ephemeral_update(obj, old)
     check = _CHECKS.get((group, kind))
     if check is not None:
         specific = check(obj, old, version)

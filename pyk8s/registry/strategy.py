@@ -93,10 +93,12 @@ class Strategy:
         from . import defaulting
         defaulting.apply_defaults(self.group, self.version, self.kind, obj)
 
-    def validate(self, obj: dict, old: dict | None) -> list[dict[str, Any]]:
+    def validate(self, obj: dict, old: dict | None, *,
+                 subresource: str = "") -> list[dict[str, Any]]:
         from . import semantic
-        return [e.as_cause() for e in semantic.validate(self.group, self.version, self.kind,
-                                                     obj, old)]
+        return [e.as_cause() for e in semantic.validate(
+            self.group, self.version, self.kind, obj, old,
+            namespaced=self.info.namespaced, subresource=subresource)]
 
     def after_admission(self, obj: dict, old: dict | None) -> None:
         """Last changes after admission plugins ran (e.g. derived status fields)."""

@@ -394,3 +394,64 @@ def test_kinds_without_defaults_are_untouched():
 def test_defaulting_is_idempotent(group, version, kind, obj):
     once = defaulted(group, version, kind, obj)
     assert defaulted(group, version, kind, once) == once
+
+
+def _paths(obj, prefix=()):
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            yield prefix + (key,)
+            yield from _paths(value, prefix + (key,))
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            yield prefix + (i,)
+            yield from _paths(value, prefix + (i,))
+
+
+@pytest.mark.parametrize(("group", "version", "kind", "obj"), [
+    ("apps", "v1", "Deployment", {"metadata": {"name": "d"}, "spec": {
+        "selector": {"matchLabels": {"a": "b"}}, "strategy": {"rollingUpdate": {"maxSurge": 1}},
+        "template": {"metadata": {"labels": {"a": "b"}}, "spec": {
+            "containers": [{"name": "c", "image": "x", "ports": [{"containerPort": 1}],
+                            "env": [{"name": "E", "valueFrom": {"fieldRef": {"fieldPath": "f"}}}],
+                            "resources": {"limits": {"cpu": "1"}},
+                            "livenessProbe": {"httpGet": {"port": 1}},
+                            "lifecycle": {"preStop": {"httpGet": {"port": 1}}}}],
+            "volumes": [{"name": "v", "secret": {"secretName": "s"}},
+                        {"name": "p", "projected": {"sources": [{"downwardAPI": {"items": [
+                            {"path": "x", "fieldRef": {"fieldPath": "f"}}]}}]}}]}}}}),
+    ("", "v1", "Pod", {"spec": {"hostNetwork": True, "containers": [
+        {"name": "c", "image": "x", "ports": [{"containerPort": 1}],
+         "resources": {"limits": {"cpu": "1"}, "requests": {}}}]}}),
+    ("", "v1", "Service", {"spec": {"type": "LoadBalancer", "sessionAffinity": "ClientIP",
+                                    "sessionAffinityConfig": {"clientIP": {}},
+                                    "ports": [{"port": 80}]},
+                           "status": {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}}),
+    ("batch", "v1", "Job", {"spec": {"podFailurePolicy": {"rules": [
+        {"action": "Ignore", "onPodConditions": [{"type": "T"}]}]}, "template": {
+        "metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c"}]}}}}),
+    ("apps", "v1", "StatefulSet", {"spec": {"updateStrategy": {"rollingUpdate": {}},
+                                            "volumeClaimTemplates": [{"spec": {"resources": {
+                                                "requests": {"storage": "1Gi"}}}}]}}),
+    ("autoscaling", "v2", "HorizontalPodAutoscaler", {"spec": {"behavior": {"scaleUp": {}}}}),
+])
+def test_defaulting_survives_nulls_and_odd_values(group, version, kind, obj):
+    from hypothesis import given, settings, strategies as st
+
+    paths = list(_paths(obj))
+
+    @settings(max_examples=80, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(paths), st.sampled_from([None, "", 0, [], {}, "x"])),
+                    max_size=3))
+    def check(changes):
+        damaged = copy.deepcopy(obj)
+        for path, value in changes:
+            target = damaged
+            try:
+                for step in path[:-1]:
+                    target = target[step]
+                target[path[-1]] = copy.deepcopy(value)
+            except (KeyError, IndexError, TypeError):
+                continue
+        apply_defaults(group, version, kind, damaged)
+
+    check()

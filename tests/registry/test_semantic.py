@@ -680,3 +680,21 @@ def test_damaged_objects_yield_errors_not_exceptions(make):
             assert all(isinstance(e, FieldError) for e in errs)
 
     check()
+
+
+def test_subresource_writes_are_checked_like_upstream():
+    old = pod()
+    bound = updated(old, lambda o: o["spec"].update(nodeName="node-1"))
+    assert messages(bound, old)[0].startswith("spec: Forbidden: pod updates may not change")
+    assert validate("", "v1", "Pod", bound, old, subresource="binding") == []
+    status = updated(old, lambda o: o.setdefault("status", {}).update(phase="Running"))
+    assert validate("", "v1", "Pod", status, old, subresource="status") == []
+    debug = {"name": "debugger", "image": "busybox", "imagePullPolicy": "IfNotPresent",
+             "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"}
+    with_debug = updated(old, lambda o: o["spec"].update(ephemeralContainers=[debug]))
+    assert validate("", "v1", "Pod", with_debug, old, subresource="ephemeralcontainers") == []
+    changed = updated(with_debug, lambda o: o["spec"]["ephemeralContainers"][0].update(image="x"))
+    assert [e.message() for e in validate("", "v1", "Pod", changed, with_debug,
+                                          subresource="ephemeralcontainers")] == [
+        'spec.ephemeralContainers: Forbidden: existing ephemeral containers "debugger" may not '
+        "be changed\n  image: changed\n"]

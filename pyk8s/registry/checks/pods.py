@@ -605,6 +605,29 @@ def _only_deleted_gates(new: list, old: list) -> list[FieldError]:
             for i, g in enumerate(new) if g.get("name") not in old_names]
 
 
+def validate_ephemeral_update(pod: Mapping[str, Any], old: Mapping[str, Any]) -> list[FieldError]:
+    """``ValidatePodEphemeralContainersUpdate`` (the ``ephemeralcontainers`` subresource)."""
+    errs = standard_meta(pod, old, SUBDOMAIN, True)
+    errs += _pod_metadata_and_spec(pod)
+    new_ann = (pod.get("metadata") or {}).get("annotations") or {}
+    old_ann = (old.get("metadata") or {}).get("annotations") or {}
+    errs += _annotation_updates(new_ann, old_ann)
+    errs += pod_annotations(new_ann, pod.get("spec") or {}, "metadata.annotations")
+    if MIRROR_ANNOTATION in old_ann:
+        return [forbidden("", "static pods do not support ephemeral containers")]
+    current = {c.get("name"): c for c in (pod.get("spec") or {}).get("ephemeralContainers") or []}
+    for previous in (old.get("spec") or {}).get("ephemeralContainers") or []:
+        name = previous.get("name") or ""
+        if name not in current:
+            errs.append(forbidden("spec.ephemeralContainers", f"existing ephemeral containers "
+                                  f"{names.go_quote(name)} may not be removed\n"))
+        elif not semantic_equal(previous, current[name]):
+            errs.append(forbidden("spec.ephemeralContainers", f"existing ephemeral containers "
+                                  f"{names.go_quote(name)} may not be changed\n"
+                                  + diff_detail(previous, current[name])))
+    return errs
+
+
 def validate_pod_template(obj: Mapping[str, Any], old: Mapping[str, Any] | None) -> list[FieldError]:
     """The PodTemplate kind (``ValidatePodTemplate`` / ``ValidatePodTemplateUpdate``)."""
     errs = standard_meta(obj, old, SUBDOMAIN, True)

@@ -12,7 +12,7 @@ from . import core
 
 
 def deployment(obj: dict) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = core.struct(obj, "spec")
     if spec.get("replicas") is None:
         spec["replicas"] = 1
     strategy = spec.get("strategy")
@@ -36,7 +36,7 @@ def deployment(obj: dict) -> None:
 
 
 def daemon_set(obj: dict) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = core.struct(obj, "spec")
     strategy = spec.get("updateStrategy")
     if not isinstance(strategy, dict):
         strategy = spec["updateStrategy"] = {}
@@ -56,7 +56,7 @@ def daemon_set(obj: dict) -> None:
 
 
 def stateful_set(obj: dict) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = core.struct(obj, "spec")
     if not spec.get("podManagementPolicy"):
         spec["podManagementPolicy"] = "OrderedReady"
     strategy = spec.get("updateStrategy")
@@ -81,13 +81,13 @@ def stateful_set(obj: dict) -> None:
     if spec.get("revisionHistoryLimit") is None:
         spec["revisionHistoryLimit"] = 10
     core.template(spec.get("template"))
-    for claim in spec.get("volumeClaimTemplates") or []:
+    for claim in core.items(spec.get("volumeClaimTemplates")):
         if isinstance(claim, dict):
             core.persistent_volume_claim(claim)
 
 
 def replica_set(obj: dict) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = core.struct(obj, "spec")
     if spec.get("replicas") is None:
         spec["replicas"] = 1
     core.template(spec.get("template"))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 
+from . import core
+
 DEFAULT_CPU_UTILIZATION = 80
 SCALE_UP = {
     "stabilizationWindowSeconds": 0,
@@ -35,7 +37,7 @@ def _rules(given: object, defaults: dict) -> dict:
 
 
 def hpa_v2(obj: dict) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = core.struct(obj, "spec")
     if spec.get("minReplicas") is None:
         spec["minReplicas"] = 1
     if not spec.get("metrics"):
@@ -49,6 +51,6 @@ def hpa_v2(obj: dict) -> None:
 
 
 def hpa_v1(obj: dict) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = core.struct(obj, "spec")
     if spec.get("minReplicas") is None:
         spec["minReplicas"] = 1

@@ -18,7 +18,7 @@ LEGACY_UID, UID = "controller-uid", "batch.kubernetes.io/controller-uid"
 
 
 def job(obj: dict) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = core.struct(obj, "spec")
     if spec.get("completions") is None and spec.get("parallelism") is None:
         spec["completions"] = 1
         spec["parallelism"] = 1
@@ -27,16 +27,16 @@ def job(obj: dict) -> None:
     if spec.get("backoffLimit") is None:
         spec["backoffLimit"] = MAX_INT32 if spec.get("backoffLimitPerIndex") is not None else 6
     template = spec.get("template")
-    labels = ((template or {}).get("metadata") or {}).get("labels") if isinstance(template, dict) else None
-    meta = obj.setdefault("metadata", {})
-    if labels is not None and not meta.get("labels"):
+    labels = core.mapping(core.mapping(template).get("metadata")).get("labels")
+    meta = core.struct(obj, "metadata")
+    if isinstance(labels, dict) and not meta.get("labels"):
         meta["labels"] = dict(labels)
     if spec.get("completionMode") is None:
         spec["completionMode"] = "NonIndexed"
     if spec.get("suspend") is None:
         spec["suspend"] = False
-    for rule in (spec.get("podFailurePolicy") or {}).get("rules") or []:
-        for pattern in (rule or {}).get("onPodConditions") or []:
+    for rule in core.items(core.mapping(spec.get("podFailurePolicy")).get("rules")):
+        for pattern in core.items(core.mapping(rule).get("onPodConditions")):
             if isinstance(pattern, dict) and not pattern.get("status"):
                 pattern["status"] = "True"
     if spec.get("podReplacementPolicy") is None:
@@ -48,7 +48,7 @@ def job(obj: dict) -> None:
 
 
 def cron_job(obj: dict) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = core.struct(obj, "spec")
     if not spec.get("concurrencyPolicy"):
         spec["concurrencyPolicy"] = "Allow"
     if spec.get("suspend") is None:
@@ -69,10 +69,10 @@ def generate_job_selector(obj: dict) -> None:
     Needs ``metadata.uid`` (set by the store before PrepareForCreate); labels the
     user already set are left alone, so a conflict surfaces in validation.
     """
-    spec = obj.setdefault("spec", {})
+    spec = core.struct(obj, "spec")
     if spec.get("manualSelector") is True:
         return
-    meta = obj.get("metadata") or {}
+    meta = core.mapping(obj.get("metadata"))
     name, uid = str(meta.get("name") or ""), str(meta.get("uid") or "")
     template = spec.get("template")
     if not isinstance(template, dict):

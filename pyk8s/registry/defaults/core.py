@@ -44,7 +44,7 @@ _IDENTIFIER = re.compile(r"^[a-f0-9]{64}\Z")
 def image_tag(image: str) -> str:
     """The tag ``parsers.ParseImageName`` finds: "latest" when neither tag nor digest,
     "" when the reference does not parse."""
-    if not image or _IDENTIFIER.match(image):
+    if not isinstance(image, str) or not image or _IDENTIFIER.match(image):
         return ""
     slash = image.find("/")
     head = image[:slash]
@@ -69,6 +69,49 @@ def image_tag(image: str) -> str:
 
 def pull_policy(image: str) -> str:
     return "Always" if image_tag(image) == "latest" else "IfNotPresent"
+
+
+# --- JSON access that tolerates absent, null and mistyped values ------------------------
+
+def struct(parent: dict, key: str) -> dict:
+    """``parent[key]`` as a dict, created when absent; a detached {} when mistyped
+    (the schema check reports that)."""
+    value = parent.get(key)
+    if value is None:
+        value = parent[key] = {}
+    return value if isinstance(value, dict) else {}
+
+
+def items(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+_STRING_MAPS = {"labels", "annotations", "matchLabels", "nodeSelector", "data", "binaryData",
+                "stringData", "parameters", "volumeAttributes", "limits", "requests",
+                "capacity", "allocatable"}
+
+
+def drop_nulls(value: Any, key: str = "") -> None:
+    """Decode and re-encode nulls as upstream does: a null field disappears, a null in a
+    string map becomes ""."""
+    if isinstance(value, dict):
+        string_map = key in _STRING_MAPS or (
+            key == "selector" and not {"matchLabels", "matchExpressions"} & set(value))
+        for k in list(value):
+            if value[k] is None:
+                if string_map:
+                    value[k] = ""
+                else:
+                    del value[k]
+            else:
+                drop_nulls(value[k], k)
+    elif isinstance(value, list):
+        for item in value:
+            drop_nulls(item, key)
 
 
 # --- small defaulters ------------------------------------------------------------------
@@ -121,10 +164,10 @@ def container(c: dict) -> None:
         c["terminationMessagePath"] = TERMINATION_MESSAGE_PATH
     if not c.get("terminationMessagePolicy"):
         c["terminationMessagePolicy"] = "File"
-    for port in c.get("ports") or []:
+    for port in items(c.get("ports")):
         if isinstance(port, dict) and not port.get("protocol"):
             port["protocol"] = "TCP"
-    for ev in c.get("env") or []:
+    for ev in items(c.get("env")):
         if isinstance(ev, dict) and isinstance(ev.get("valueFrom"), dict):
             object_field_selector(ev["valueFrom"].get("fieldRef"))
     # ResourceRequirements is a struct, never omitted: "resources: {}" always shows.
@@ -163,8 +206,8 @@ _SOURCE_KEYS = (
 )
 
 
-def _downward_items(items: Any) -> None:
-    for item in items or []:
+def _downward_items(values: Any) -> None:
+    for item in items(values):
         if isinstance(item, dict):
             object_field_selector(item.get("fieldRef"))
 
@@ -183,7 +226,7 @@ def volume(vol: dict) -> None:
     if isinstance(vol.get("downwardAPI"), dict):
         _downward_items(vol["downwardAPI"].get("items"))
     if isinstance(vol.get("projected"), dict):
-        for source in vol["projected"].get("sources") or []:
+        for source in items(vol["projected"].get("sources")):
             if not isinstance(source, dict):
                 continue
             if isinstance(source.get("downwardAPI"), dict):
@@ -228,11 +271,11 @@ def pod_spec(spec: Any) -> None:
         spec["terminationGracePeriodSeconds"] = 30
     if not spec.get("schedulerName"):
         spec["schedulerName"] = "default-scheduler"
-    for vol in spec.get("volumes") or []:
+    for vol in items(spec.get("volumes")):
         if isinstance(vol, dict):
             volume(vol)
     for key in ("initContainers", "containers", "ephemeralContainers"):
-        for c in spec.get(key) or []:
+        for c in items(spec.get(key)):
             if isinstance(c, dict):
                 container(c)
     resource_list(spec.get("overhead"))
@@ -245,12 +288,14 @@ def template(tmpl: Any) -> None:
 
 
 def _requests_from_limits(c: dict) -> None:
-    resources = c.get("resources") or {}
+    resources = mapping(c.get("resources"))
     limits = resources.get("limits")
-    if limits is None:
+    if not isinstance(limits, dict):
         return
     if resources.get("requests") is None:
         resources["requests"] = {}
+    if not isinstance(resources["requests"], dict):
+        return
     for key, value in limits.items():
         resources["requests"].setdefault(key, value)
     c["resources"] = resources
@@ -263,15 +308,15 @@ def pod(obj: dict) -> None:
     if not isinstance(spec, dict):
         spec = obj["spec"] = {}
     for key in ("containers", "initContainers"):
-        for c in spec.get(key) or []:
+        for c in items(spec.get(key)):
             if isinstance(c, dict):
                 _requests_from_limits(c)
     if spec.get("enableServiceLinks") is None:
         spec["enableServiceLinks"] = True
     if spec.get("hostNetwork"):
         for key in ("containers", "initContainers"):
-            for c in spec.get(key) or []:
-                for port in (c.get("ports") or []) if isinstance(c, dict) else []:
+            for c in items(spec.get(key)):
+                for port in items(mapping(c).get("ports")):
                     if isinstance(port, dict) and not port.get("hostPort"):
                         port["hostPort"] = port.get("containerPort")
     pod_spec(spec)
@@ -282,13 +327,13 @@ def pod_template(obj: dict) -> None:
 
 
 def replication_controller(obj: dict) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = struct(obj, "spec")
     tmpl = spec.get("template")
-    labels = ((tmpl or {}).get("metadata") or {}).get("labels") if isinstance(tmpl, dict) else None
-    if labels is not None:
+    labels = mapping(mapping(tmpl).get("metadata")).get("labels")
+    if isinstance(labels, dict):
         if not spec.get("selector"):
             spec["selector"] = dict(labels)
-        meta = obj.setdefault("metadata", {})
+        meta = struct(obj, "metadata")
         if not meta.get("labels"):
             meta["labels"] = dict(labels)
     if spec.get("replicas") is None:
@@ -305,12 +350,12 @@ def service(obj: dict) -> None:
     if spec["sessionAffinity"] == "None":
         spec.pop("sessionAffinityConfig", None)
     elif spec["sessionAffinity"] == "ClientIP":
-        config = spec.get("sessionAffinityConfig") or {}
-        if ((config.get("clientIP") or {}).get("timeoutSeconds")) is None:
+        config = mapping(spec.get("sessionAffinityConfig"))
+        if mapping(config.get("clientIP")).get("timeoutSeconds") is None:
             spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": CLIENT_IP_TIMEOUT}}
     if not spec.get("type"):
         spec["type"] = "ClusterIP"
-    for port in spec.get("ports") or []:
+    for port in items(spec.get("ports")):
         if not isinstance(port, dict):
             continue
         if not port.get("protocol"):
@@ -327,7 +372,7 @@ def service(obj: dict) -> None:
     if kind == "LoadBalancer":
         if spec.get("allocateLoadBalancerNodePorts") is None:
             spec["allocateLoadBalancerNodePorts"] = True
-        for ingress in ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
+        for ingress in items(mapping(mapping(obj.get("status")).get("loadBalancer")).get("ingress")):
             if isinstance(ingress, dict) and ingress.get("ip") and ingress.get("ipMode") is None:
                 ingress["ipMode"] = "VIP"
 
@@ -338,7 +383,7 @@ def secret(obj: dict) -> None:
 
 
 def namespace(obj: dict) -> None:
-    meta = obj.setdefault("metadata", {})
+    meta = struct(obj, "metadata")
     name = meta.get("name")
     if name:
         labels = meta.get("labels")
@@ -363,10 +408,10 @@ def node(obj: dict) -> None:
 
 
 def persistent_volume(obj: dict) -> None:
-    status = obj.setdefault("status", {})
+    status = struct(obj, "status")
     if not status.get("phase"):
         status["phase"] = "Pending"
-    spec = obj.setdefault("spec", {})
+    spec = struct(obj, "spec")
     if not spec.get("persistentVolumeReclaimPolicy"):
         spec["persistentVolumeReclaimPolicy"] = "Retain"
     if spec.get("volumeMode") is None:
@@ -378,33 +423,33 @@ def persistent_volume(obj: dict) -> None:
 
 
 def persistent_volume_claim(obj: dict) -> None:
-    status = obj.setdefault("status", {})
+    status = struct(obj, "status")
     if not status.get("phase"):
         status["phase"] = "Pending"
-    pvc_spec(obj.setdefault("spec", {}))
+    pvc_spec(struct(obj, "spec"))
     resource_list(status.get("capacity"))
     resource_list(status.get("allocatedResources"))
 
 
 def endpoints(obj: dict) -> None:
-    for subset in obj.get("subsets") or []:
-        for port in (subset or {}).get("ports") or []:
+    for subset in items(obj.get("subsets")):
+        for port in items(mapping(subset).get("ports")):
             if isinstance(port, dict) and not port.get("protocol"):
                 port["protocol"] = "TCP"
 
 
 def limit_range(obj: dict) -> None:
-    for item in (obj.get("spec") or {}).get("limits") or []:
+    for item in items(mapping(obj.get("spec")).get("limits")):
         if not isinstance(item, dict):
             continue
         if item.get("type") == "Container":
-            default = item.setdefault("default", {})
-            default_request = item.setdefault("defaultRequest", {})
-            for key, value in (item.get("max") or {}).items():
+            default = struct(item, "default")
+            default_request = struct(item, "defaultRequest")
+            for key, value in mapping(item.get("max")).items():
                 default.setdefault(key, value)
             for key, value in default.items():
                 default_request.setdefault(key, value)
-            for key, value in (item.get("min") or {}).items():
+            for key, value in mapping(item.get("min")).items():
                 default_request.setdefault(key, value)
             # An empty map serializes as absent, as upstream's omitempty.
             for key in ("default", "defaultRequest"):
@@ -415,8 +460,8 @@ def limit_range(obj: dict) -> None:
 
 
 def resource_quota(obj: dict) -> None:
-    resource_list((obj.get("spec") or {}).get("hard"))
-    status = obj.get("status") or {}
+    resource_list(mapping(obj.get("spec")).get("hard"))
+    status = mapping(obj.get("status"))
     resource_list(status.get("hard"))
     resource_list(status.get("used"))
 

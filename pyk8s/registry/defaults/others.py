@@ -27,10 +27,10 @@ def _setdefault(obj: dict, key: str, value: Any) -> None:
 # --- networking ---------------------------------------------------------------------
 
 def network_policy(obj: dict) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = core.struct(obj, "spec")
     for direction in ("ingress", "egress"):
-        for rule in spec.get(direction) or []:
-            for port in (rule or {}).get("ports") or []:
+        for rule in core.items(spec.get(direction)):
+            for port in core.items(core.mapping(rule).get("ports")):
                 if isinstance(port, dict):
                     _setdefault(port, "protocol", "TCP")
     if not spec.get("policyTypes"):
@@ -38,7 +38,7 @@ def network_policy(obj: dict) -> None:
 
 
 def ingress_class(obj: dict) -> None:
-    params = (obj.get("spec") or {}).get("parameters")
+    params = core.mapping(obj.get("spec")).get("parameters")
     if isinstance(params, dict):
         _setdefault(params, "scope", "Cluster")
 
@@ -46,7 +46,7 @@ def ingress_class(obj: dict) -> None:
 # --- rbac -----------------------------------------------------------------------------
 
 def _subjects(obj: dict) -> None:
-    for subject in obj.get("subjects") or []:
+    for subject in core.items(obj.get("subjects")):
         if isinstance(subject, dict) and not subject.get("apiGroup"):
             if subject.get("kind") == "ServiceAccount":
                 subject["apiGroup"] = ""
@@ -69,7 +69,7 @@ def storage_class(obj: dict) -> None:
 
 
 def csi_driver(obj: dict) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = core.struct(obj, "spec")
     _setdefault(spec, "attachRequired", True)
     _setdefault(spec, "podInfoOnMount", False)
     _setdefault(spec, "storageCapacity", False)
@@ -81,7 +81,7 @@ def csi_driver(obj: dict) -> None:
 
 
 def volume_attachment(obj: dict) -> None:
-    inline = ((obj.get("spec") or {}).get("source") or {}).get("inlineVolumeSpec")
+    inline = core.mapping(core.mapping(obj.get("spec")).get("source")).get("inlineVolumeSpec")
     if not isinstance(inline, dict):
         return
     core.resource_list(inline.get("capacity"))
@@ -98,7 +98,7 @@ def priority_class(obj: dict) -> None:
 
 
 def endpoint_slice(obj: dict) -> None:
-    for port in obj.get("ports") or []:
+    for port in core.items(obj.get("ports")):
         if isinstance(port, dict):
             _setdefault(port, "name", "")
             _setdefault(port, "protocol", "TCP")
@@ -107,13 +107,13 @@ def endpoint_slice(obj: dict) -> None:
 # --- admissionregistration --------------------------------------------------------------
 
 def _rules(rules: Any) -> None:
-    for rule in rules or []:
+    for rule in core.items(rules):
         if isinstance(rule, dict):
             _setdefault(rule, "scope", "*")
 
 
 def _service_port(client_config: Any) -> None:
-    service = (client_config or {}).get("service") if isinstance(client_config, dict) else None
+    service = core.mapping(client_config).get("service")
     if isinstance(service, dict):
         _setdefault(service, "port", 443)
 
@@ -131,13 +131,13 @@ def _webhook(hook: dict, mutating: bool) -> None:
 
 
 def validating_webhooks(obj: dict) -> None:
-    for hook in obj.get("webhooks") or []:
+    for hook in core.items(obj.get("webhooks")):
         if isinstance(hook, dict):
             _webhook(hook, False)
 
 
 def mutating_webhooks(obj: dict) -> None:
-    for hook in obj.get("webhooks") or []:
+    for hook in core.items(obj.get("webhooks")):
         if isinstance(hook, dict):
             _webhook(hook, True)
 
@@ -153,49 +153,50 @@ def _match_resources(match: Any) -> None:
 
 
 def admission_policy(obj: dict) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = core.struct(obj, "spec")
     _setdefault(spec, "failurePolicy", "Fail")
     _match_resources(spec.get("matchConstraints"))
 
 
 def admission_policy_binding(obj: dict) -> None:
-    _match_resources((obj.get("spec") or {}).get("matchResources"))
+    _match_resources(core.mapping(obj.get("spec")).get("matchResources"))
 
 
 # --- apiextensions, flowcontrol -------------------------------------------------------------
 
 def custom_resource_definition(obj: dict) -> None:
-    spec = obj.setdefault("spec", {})
-    crd_names = spec.setdefault("names", {})
+    spec = core.struct(obj, "spec")
+    crd_names = core.struct(spec, "names")
     if not crd_names.get("singular"):
         crd_names["singular"] = (crd_names.get("kind") or "").lower()
     if not crd_names.get("listKind") and crd_names.get("kind"):
         crd_names["listKind"] = crd_names["kind"] + "List"
     if spec.get("conversion") is None:
         spec["conversion"] = {"strategy": "None"}
-    webhook = (spec.get("conversion") or {}).get("webhook")
+    webhook = core.mapping(spec.get("conversion")).get("webhook")
     if isinstance(webhook, dict):
         _service_port(webhook.get("clientConfig"))
-    status = obj.setdefault("status", {})
+    status = core.struct(obj, "status")
     if not status.get("storedVersions"):
-        stored = [v.get("name") for v in spec.get("versions") or [] if v.get("storage")]
+        stored = [v.get("name") for v in core.items(spec.get("versions"))
+                  if isinstance(v, dict) and v.get("storage")]
         if stored:
             status["storedVersions"] = stored[:1]
 
 
 def flow_schema(obj: dict) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = core.struct(obj, "spec")
     if not spec.get("matchingPrecedence"):
         spec["matchingPrecedence"] = 1000
 
 
 def priority_level(obj: dict) -> None:
-    spec = obj.setdefault("spec", {})
+    spec = core.struct(obj, "spec")
     limited = spec.get("limited")
     if isinstance(limited, dict):
         _setdefault(limited, "nominalConcurrencyShares", 30)
         _setdefault(limited, "lendablePercent", 0)
-        queuing = (limited.get("limitResponse") or {}).get("queuing")
+        queuing = core.mapping(limited.get("limitResponse")).get("queuing")
         if isinstance(queuing, dict):
             for key, value in (("handSize", 8), ("queues", 64), ("queueLengthLimit", 50)):
                 if not queuing.get(key):
