@@ -250,3 +250,51 @@ def test_dry_run_server_writes_nothing(cluster, ns):
 def test_create_in_missing_namespace(cluster):
     r = cluster.kubectl("create", "configmap", "x", "-n", "does-not-exist", check=False)
     assert 'namespaces "does-not-exist" not found' in r.stderr
+
+
+def test_edit_with_an_editor(cluster, ns, tmp_path):
+    cluster.kubectl("create", "configmap", "ed", "-n", ns, "--from-literal=color=red")
+    editor = tmp_path / "editor.sh"
+    editor.write_text("#!/bin/sh\nsed -i 's/color: red/color: blue/' \"$1\"\n")
+    editor.chmod(0o755)
+    import os
+    env_editor = dict(os.environ, KUBE_EDITOR=str(editor))
+    r = subprocess.run(["kubectl", "edit", "cm", "ed", "-n", ns], capture_output=True,
+                       text=True, env=dict(env_editor, KUBECONFIG=cluster.kubeconfig,
+                                           HOME=cluster.data_dir), timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "configmap/ed edited"
+    color = cluster.kubectl("get", "cm", "ed", "-n", ns, "-o",
+                            "jsonpath={.data.color}").stdout
+    assert color == "blue"
+
+
+def test_delete_all_and_wait(cluster, ns):
+    for i in range(3):
+        cluster.kubectl("create", "configmap", f"gone-{i}", "-n", ns)
+    out = cluster.kubectl("delete", "cm", "--all", "-n", ns).stdout
+    assert all(f'configmap "gone-{i}" deleted' in out for i in range(3))
+    assert cluster.kubectl("get", "cm", "-n", ns, "-o", "name").stdout.strip() == ""
+
+
+def test_pod_binding_and_graceful_delete(cluster, client, ns):
+    from kubernetes import client as k8s
+    core = k8s.CoreV1Api(client)
+    cluster.kubectl("run", "p", "--image=busybox", "--restart=Never", "-n", ns)
+    pod = json.loads(cluster.kubectl("get", "pod", "p", "-n", ns, "-o", "json").stdout)
+    assert pod["status"]["phase"] == "Pending" and pod["status"]["qosClass"] == "BestEffort"
+    core.create_namespaced_pod_binding("p", ns, k8s.V1Binding(
+        metadata=k8s.V1ObjectMeta(name="p"),
+        target=k8s.V1ObjectReference(kind="Node", name="node-a")), _preload_content=False)
+    wide = cluster.kubectl("get", "pod", "p", "-n", ns, "-o", "wide").stdout
+    assert "node-a" in wide
+    r = cluster.kubectl("get", "pods", "-n", ns, "--field-selector", "spec.nodeName=node-a",
+                        "-o", "name")
+    assert r.stdout.split() == ["pod/p"]
+    # A scheduled pod is deleted gracefully: it stays, Terminating, for its kubelet.
+    cluster.kubectl("delete", "pod", "p", "-n", ns, "--wait=false")
+    pod = json.loads(cluster.kubectl("get", "pod", "p", "-n", ns, "-o", "json").stdout)
+    assert pod["metadata"]["deletionGracePeriodSeconds"] == 30
+    assert "Terminating" in cluster.kubectl("get", "pod", "p", "-n", ns).stdout
+    cluster.kubectl("delete", "pod", "p", "-n", ns, "--grace-period=0", "--force")
+    assert cluster.kubectl("get", "pod", "p", "-n", ns, check=False).returncode == 1
