@@ -1,5 +1,9 @@
 # pyk8s: `make run` starts a cluster, `make test` runs every test.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
 PYTHON ?= python3
+# pip on these machines warns about missing local index folders; keep logs readable.
+QUIET_PIP := grep -v '^WARNING: Location' || true
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pyk8s-setup
@@ -11,8 +15,8 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml scripts/setup-system.sh
 	scripts/setup-system.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --upgrade pip 2>&1 | { $(QUIET_PIP); }
+	$(BIN)/pip install -q -e '.[test]' 2>&1 | { $(QUIET_PIP); }
 	touch $@
 
 run: setup
