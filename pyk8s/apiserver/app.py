@@ -21,11 +21,12 @@ from ..registry.conversion import CONVERTED, ConvertingStore
 from ..registry.generic import GenericStore
 from ..registry.kinds import strategy_for
 from ..storage import Store
-from . import errors, handlers, subresources
+from ..api import errors
+from . import handlers, subresources
 from .discovery import AGGREGATED_CTYPE, Discovery
 from .openapi import OpenAPI
 from .requests import Target, parse_path, wants_aggregated
-from .watchcache import WatchCache
+from ..registry.watchcache import WatchCache
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING
 
-from . import errors
+from ..api import errors
 from ..registry.generic import WriteOptions
 
 if TYPE_CHECKING:

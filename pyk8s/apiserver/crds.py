@@ -19,7 +19,7 @@ from ..api import meta as metautil
 from ..registry.catalogue import ResourceInfo, Subresource
 from ..registry.custom import CustomResourceStrategy
 from ..registry.generic import DeleteOptions, GenericStore, WriteOptions, resource_prefix
-from . import errors
+from ..api import errors
 
 if TYPE_CHECKING:
     from .app import APIServer

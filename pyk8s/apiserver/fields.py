@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..registry.catalogue import ResourceInfo
-from . import errors
+from ..api import errors
 
 COMMON = ("metadata.name", "metadata.namespace")
 SUPPORTED: dict[tuple[str, str], tuple[str, ...]] = {

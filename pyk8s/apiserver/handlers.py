@@ -18,7 +18,8 @@ from aiohttp import web
 from ..api import patches, schemas, selectors
 from ..registry import generic
 from ..registry.generic import DeleteOptions, GenericStore, WriteOptions
-from . import errors, fields, tables
+from ..api import errors
+from . import fields, tables
 from .requests import Target, bool_param, content_type, decode_body, int_param, wants_table
 
 log = logging.getLogger(__name__)

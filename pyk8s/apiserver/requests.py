@@ -11,7 +11,7 @@ from typing import Any, Callable
 import orjson
 import yaml
 
-from . import errors
+from ..api import errors
 
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 

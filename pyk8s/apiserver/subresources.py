@@ -14,7 +14,8 @@ from ..api import meta as metautil
 from ..api import patches
 from ..registry.catalogue import ResourceInfo
 from ..registry.generic import DeleteOptions
-from . import errors, handlers
+from ..api import errors
+from . import handlers
 from .requests import Target, content_type, decode_body
 
 if TYPE_CHECKING:

@@ -189,7 +189,7 @@ class ConvertingStore(GenericStore):
         return self.from_storage(obj)
 
     def _check_kind(self, obj: dict) -> None:
-        from ..apiserver import errors
+        from ..api import errors
         api_version = obj.get("apiVersion")
         if api_version and api_version != self.served_api_version:
             raise errors.bad_request(

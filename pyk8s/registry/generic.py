@@ -24,8 +24,8 @@ from typing import Any, Callable
 import orjson
 
 from ..api import meta as metautil
-from ..apiserver import errors
-from ..apiserver.watchcache import ResourceCache, WatchCache
+from ..api import errors
+from .watchcache import ResourceCache, WatchCache
 from ..storage import Conflict, KeyExists, KeyNotFound, KeyValue, Store
 from ..storage.interface import prefix_end
 from .catalogue import ResourceInfo

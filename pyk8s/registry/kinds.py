@@ -12,7 +12,7 @@ import ipaddress
 import random
 from typing import TYPE_CHECKING
 
-from ..apiserver import errors
+from ..api import errors
 from ..storage import KeyExists, KeyNotFound
 from .catalogue import ResourceInfo
 from .strategy import Strategy
