@@ -14,6 +14,8 @@ Invariants:
 from __future__ import annotations
 
 import datetime
+import os
+import random
 import uuid
 from typing import Any, Iterable
 
@@ -39,8 +41,15 @@ def parse_time(value: str) -> datetime.datetime:
     return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+# uids need uniqueness, not secrecy: a PRNG seeded once from the OS avoids an
+# os.urandom call per object (slow on some VMs, and on the create hot path).
+_uid_random = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _uid_random.seed(os.urandom(32)))
+
+
 def new_uid() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID string."""
+    return str(uuid.UUID(int=_uid_random.getrandbits(128), version=4))
 
 
 # --- keys -------------------------------------------------------------------------
