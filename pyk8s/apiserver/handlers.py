@@ -47,7 +47,8 @@ def write_options(request: web.Request) -> WriteOptions:
         if d != "All":
             raise errors.bad_request(f'dryRun: Unsupported value: "{d}": supported values: "All"')
     return WriteOptions(dry_run=bool(dry), field_validation=fv,
-                        field_manager=q.get("fieldManager", ""))
+                        field_manager=q.get("fieldManager", ""),
+                        user_agent=request.headers.get("User-Agent", ""))
 
 
 # -- selection -------------------------------------------------------------------------

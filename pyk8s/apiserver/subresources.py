@@ -150,7 +150,7 @@ async def _scale(store, request: web.Request, t: Target,
         return old
     if request.method not in ("PUT", "PATCH"):
         raise errors.method_not_allowed(request.method.lower(), f"{t.plural}/scale", t.group)
-    out = await store.patch(t.namespace, t.name, transform, opts)
+    out = await store.patch(t.namespace, t.name, transform, opts, subresource="scale")
     return handlers.respond(to_scale(out, paths))
 
 

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import orjson
 
+from ..api import managedfields
 from ..api import meta as metautil
 from ..api import errors
 from .watchcache import ResourceCache, WatchCache
@@ -40,6 +41,8 @@ class WriteOptions:
     dry_run: bool = False
     field_validation: str = "Strict"  # Strict | Warn | Ignore
     field_manager: str = ""
+    user_agent: str = ""  # names the manager when fieldManager is absent
+    server_side_apply: bool = False  # apply set managedFields itself
     warnings: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -135,6 +138,21 @@ class GenericStore:
     def _invalid(self, name: str, causes: list[dict]) -> errors.APIError:
         return errors.invalid(self.strategy.kind, self.info.group, name, causes)
 
+    def _track(self, old: dict | None, new: dict, opts: WriteOptions,
+               subresource: str) -> None:
+        """Record the writer's fields in managedFields, as upstream's field manager."""
+        if opts.server_side_apply or subresource == "binding":
+            return  # apply set them itself; a binding is not a write of the pod's fields
+        managedfields.track_update(
+            old, new,
+            manager=managedfields.manager_or_user_agent(opts.field_manager,
+                                                        opts.user_agent),
+            api_version=self.strategy.api_version, subresource=subresource,
+            schema=managedfields.field_types(self.info.group, self.strategy.version,
+                                             self.strategy.kind,
+                                             getattr(self.strategy, "schema", None)),
+            has_status=self.strategy.has_status)
+
     # -- reads ---------------------------------------------------------------------
 
     async def get(self, namespace: str, name: str) -> dict:
@@ -173,6 +191,7 @@ class GenericStore:
         self.strategy.prepare_for_create(obj)
         self._validate_schema(obj, name, opts)
         self.strategy.default(obj)
+        self._track(None, obj, opts, "")
         causes = self.strategy.validate(obj, None)
         if causes:
             raise self._invalid(name, causes)
@@ -280,6 +299,7 @@ class GenericStore:
                 self._validate_schema(new, name, opts)
             self.strategy.default(new)
             self._bump_generation(new, old)
+            self._track(old, new, opts, subresource)
             causes = self.strategy.validate(new, old, subresource=subresource)
             if causes:
                 raise self._invalid(name, causes)
@@ -328,6 +348,10 @@ class GenericStore:
             else:
                 out.pop("status", None)
             # A status write may only change managedFields among the metadata.
+            if "managedFields" in meta:
+                out["metadata"]["managedFields"] = meta["managedFields"]
+            else:
+                out["metadata"].pop("managedFields", None)
             return out
         for k in ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp",
                   "deletionGracePeriodSeconds", "generation", "selfLink"):
