@@ -229,6 +229,10 @@ async def patch(store: GenericStore, request: web.Request, t: Target) -> web.Res
     opts = write_options(request)
     if ctype == patches.APPLY_PATCH:
         return await apply_patch(store, request, t, body, opts)
+    if "force" in request.query:
+        raise errors.invalid("PatchOptions", "meta.k8s.io", "", [errors.cause(
+            "force", "Forbidden: may not be specified for non-apply patch",
+            "FieldValueForbidden")])
     if ctype not in patches.PATCH_CONTENT_TYPES:
         raise errors.APIError(
             415, "UnsupportedMediaType",
@@ -259,8 +263,9 @@ async def apply_patch(store: GenericStore, request: web.Request, t: Target, body
     from . import applying
     _require_object(body)
     if not opts.field_manager:
-        raise errors.bad_request("PATCH, application/apply-patch+yaml: fieldManager is "
-                                 "required for apply requests")
+        raise errors.invalid("PatchOptions", "meta.k8s.io", "", [errors.cause(
+            "fieldManager", "Required value: is required for apply patch",
+            "FieldValueRequired")])
     force = bool_param(request.query.get("force"))
     out, created = await applying.apply(store, t.namespace, t.name, body, opts,
                                         force=force, subresource=t.subresource)

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import base64
 import ipaddress
 import random
 from typing import TYPE_CHECKING
@@ -210,6 +211,26 @@ class ServiceStrategy(Strategy):
         await self._free(self._held(old) - self._held(new), store)
 
 
+def fold_string_data(secret: dict) -> None:
+    """``stringData`` is write-only: its keys are merged into ``data`` (base64), as
+    upstream's conversion does, and never stored."""
+    string_data = secret.pop("stringData", None)
+    if string_data:
+        data = secret.setdefault("data", {}) or {}
+        for k, v in string_data.items():
+            data[k] = base64.b64encode(str(v).encode()).decode()
+        secret["data"] = data
+
+
+class SecretStrategy(Strategy):
+    def prepare_for_create(self, obj: dict) -> None:
+        super().prepare_for_create(obj)
+        fold_string_data(obj)
+
+    def prepare_for_update(self, new: dict, old: dict) -> None:
+        fold_string_data(new)
+
+
 class JobStrategy(Strategy):
     def prepare_for_create(self, obj: dict) -> None:
         super().prepare_for_create(obj)
@@ -221,6 +242,7 @@ class JobStrategy(Strategy):
 
 STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("batch", "Job"): JobStrategy,
+    ("", "Secret"): SecretStrategy,
     ("", "Pod"): PodStrategy,
     ("", "Namespace"): NamespaceStrategy,
     ("", "Service"): ServiceStrategy,

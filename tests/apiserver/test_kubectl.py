@@ -298,3 +298,12 @@ def test_pod_binding_and_graceful_delete(cluster, client, ns):
     assert "Terminating" in cluster.kubectl("get", "pod", "p", "-n", ns).stdout
     cluster.kubectl("delete", "pod", "p", "-n", ns, "--grace-period=0", "--force")
     assert cluster.kubectl("get", "pod", "p", "-n", ns, check=False).returncode == 1
+
+
+def test_secret_string_data_is_folded_into_data(cluster, ns):
+    manifest = json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sd"},
+                           "stringData": {"password": "hunter2"}, "data": {"a": "Yg=="}})
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=manifest)
+    s = json.loads(cluster.kubectl("get", "secret", "sd", "-n", ns, "-o", "json").stdout)
+    assert s["data"] == {"a": "Yg==", "password": "aHVudGVyMg=="}
+    assert "stringData" not in s
