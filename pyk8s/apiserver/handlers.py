@@ -410,5 +410,4 @@ async def watch(store: GenericStore, request: web.Request, t: Target) -> web.Str
 def _bookmark(store: GenericStore, revision: int) -> bytes:
     return orjson.dumps({"type": "BOOKMARK", "object": {
         "kind": store.served_kind, "apiVersion": store.served_api_version,
-        "metadata": {"resourceVersion": str(revision),
-                     "annotations": {"k8s.io/initial-events-end": "true"}}}}) + b"\n"
+        "metadata": {"resourceVersion": str(revision)}}}) + b"\n"
