@@ -26,6 +26,7 @@ from . import handlers, subresources
 from .discovery import AGGREGATED_CTYPE, Discovery
 from .openapi import OpenAPI
 from .requests import Target, parse_path, wants_aggregated
+from .security import Security, SecurityConfig
 from ..registry.watchcache import WatchCache
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ VERB_OF = {("GET", False): "get", ("GET", True): "list", ("POST", True): "create
 
 class APIServer:
     def __init__(self, store: Store, *, advertise: str = "127.0.0.1:6443",
-                 service_cidr: str = "10.43.0.0/16"):
+                 service_cidr: str = "10.43.0.0/16", security: SecurityConfig | None = None):
         self.store = store
         self.cache = WatchCache(store)
         self.discovery = Discovery(advertise)
@@ -54,6 +55,7 @@ class APIServer:
         from .crds import CRDController
         self.crds = CRDController(self)
         self._register(catalogue.RESOURCES)
+        self.security = Security(self, security)
 
     # -- registry ------------------------------------------------------------------
 
@@ -102,23 +104,8 @@ class APIServer:
 
     async def _admit(self, operation: str, obj: dict | None, old: dict | None,
                      store: GenericStore) -> None:
-        """NamespaceLifecycle: no new objects in missing or terminating namespaces."""
-        if operation != "CREATE" or not store.info.namespaced or obj is None:
-            return
-        ns = obj["metadata"].get("namespace", "")
-        ns_store = self.stores[("", "v1", "namespaces")]
-        found = ns_store.cache.objects.get(ns_store.key("", ns))
-        if found is None:
-            await self.cache.sync()
-            found = ns_store.cache.objects.get(ns_store.key("", ns))
-        if found is None:
-            raise errors.not_found("namespaces", "", ns)
-        if found["metadata"].get("deletionTimestamp") or \
-                (found.get("status") or {}).get("phase") == "Terminating":
-            raise errors.forbidden(
-                store.info.plural, store.info.group, obj["metadata"].get("name", ""),
-                f"unable to create new content in namespace {ns} because it is being "
-                f"terminated")
+        """The admission chain (security.py): mutating, then validating plugins."""
+        await self.security.admit(operation, obj, old, store)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -127,17 +114,20 @@ class APIServer:
         await self.cache.start()
         from .bootstrap import ensure_defaults
         await ensure_defaults(self)
+        await self.security.start()
         self.crds.start()
         self.ready = True
 
     async def close(self) -> None:
+        await self.security.close()
         await self.crds.close()
         await self.cache.close()
         await self.store.close()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=3 * 1024 * 1024,
-                              middlewares=[self._errors_middleware])
+                              middlewares=[self._errors_middleware,
+                                           self.security.middleware])
         app.router.add_route("*", "/{tail:.*}", self.route)
         return app
 
@@ -172,6 +162,9 @@ class APIServer:
                                 status=200 if ok else 500)
         if path.startswith("/openapi/v3"):
             return self._openapi(path)
+        served = self.security.serve_nonresource(request, path)
+        if served is not None:
+            return served
         if path in ("/api", "/apis"):
             return self._discovery_root(request, path)
         doc = self.discovery.docs.get(path)
@@ -204,6 +197,9 @@ class APIServer:
         collection = not t.name
         verb = VERB_OF.get((request.method, collection))
         if t.subresource:
+            served = await self.security.serve_subresource(request, info, t)
+            if served is not None:
+                return served
             return await subresources.serve(self, request, info, t)
         if verb is None or verb not in info.verbs:
             if verb == "get" and request.method == "GET" and request.query.get("watch"):
@@ -212,7 +208,7 @@ class APIServer:
                 raise errors.method_not_allowed(_verb_word(request.method, collection),
                                                 info.plural, info.group)
         if not info.storage:
-            return await subresources.serve_virtual(self, request, info, t)
+            return await self.security.serve_virtual(request, info, t)
         store = self.stores[(t.group, t.version, t.plural)]
         if info.namespaced and not t.namespace and verb not in ("list", "watch",
                                                                 "deletecollection"):

@@ -1,11 +1,10 @@
-"""Subresources (status, scale, binding, eviction, finalize) and create-only reviews.
+"""Subresources (status, scale, binding, eviction, finalize).
 
 Each subresource is the parent's GenericStore with a different transform, so the
 store's compare-and-swap, validation and watch semantics apply unchanged.
 """
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -209,48 +208,3 @@ async def _finalize(store, request: web.Request, t: Target) -> web.Response:
         out, _ = await store.delete("", t.name, DeleteOptions())
     return handlers.respond(out)
 
-
-# -- create-only reviews ------------------------------------------------------------------
-
-def _user(request: web.Request) -> dict:
-    """The caller's identity from its client certificate (CN user, O groups)."""
-    transport = request.transport
-    cert = transport.get_extra_info("peercert") if transport else None
-    if not cert:
-        return {"username": "system:anonymous", "groups": ["system:unauthenticated"]}
-    subject = dict(x[0] for x in cert.get("subject", ()))
-    groups = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "organizationName"]
-    return {"username": subject.get("commonName", ""),
-            "groups": groups + ["system:authenticated"]}
-
-
-async def serve_virtual(server: "APIServer", request: web.Request, info: ResourceInfo,
-                        t: Target) -> web.Response:
-    if request.method != "POST":
-        raise errors.method_not_allowed(request.method.lower(), info.plural, info.group)
-    body = decode_body(await request.read(), content_type(request))
-    if not isinstance(body, dict):
-        raise errors.bad_request("the request body must be an object")
-    out = copy.deepcopy(body)
-    out["apiVersion"] = f"{info.group}/{info.version}" if info.group else info.version
-    out["kind"] = info.kind
-    out.setdefault("metadata", {})
-    out["metadata"].setdefault("creationTimestamp", None)
-    if info.kind == "SelfSubjectReview":
-        out["status"] = {"userInfo": _user(request)}
-    elif info.kind in ("SelfSubjectAccessReview", "SubjectAccessReview",
-                       "LocalSubjectAccessReview"):
-        # No authorizer is configured yet: every authenticated request is allowed.
-        out["status"] = {"allowed": True, "reason": "no authorizer configured: all "
-                                                    "requests are allowed"}
-    elif info.kind == "SelfSubjectRulesReview":
-        out["status"] = {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"],
-                                            "resources": ["*"]}],
-                         "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
-                         "incomplete": False}
-    elif info.kind == "TokenReview":
-        out["status"] = {"authenticated": False,
-                         "error": "no token authenticator is configured"}
-    else:
-        raise errors.method_not_allowed("create", info.plural, info.group)
-    return handlers.respond(out, 201)

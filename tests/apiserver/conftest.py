@@ -1,68 +1,11 @@
 """A real pyk8s API server for the API tests, driven by real kubectl and the official
 Python client. One server per session; each test works in its own namespace."""
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import uuid
 
 import pytest
 
-KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Cluster:
-    def __init__(self, data_dir: str, port: int):
-        self.data_dir = data_dir
-        self.port = port
-        self.kubeconfig = os.path.join(data_dir, "kubeconfig.yaml")
-        self.url = f"https://127.0.0.1:{port}"
-        self.proc = None
-
-    def start(self, extra=()):
-        log = open(os.path.join(self.data_dir, "server.log"), "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pyk8s.cli.main", "apiserver", "--data-dir",
-             self.data_dir, "--https-port", str(self.port), *extra],
-            stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("API server exited; see " + self.data_dir + "/server.log")
-            if os.path.exists(self.kubeconfig):
-                r = self.kubectl("get", "--raw", "/readyz", check=False)
-                if r.returncode == 0 and r.stdout.strip() == "ok":
-                    return
-            time.sleep(0.1)
-        raise RuntimeError("API server did not become ready in 60 s")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if os.path.exists(self.kubeconfig):
-            os.remove(self.kubeconfig)
-
-    def kubectl(self, *args, input=None, check=True, timeout=60):
-        env = dict(os.environ, KUBECONFIG=self.kubeconfig, HOME=self.data_dir)
-        r = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True,
-                           env=env, timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({r.returncode}):\n"
-                                 f"{r.stdout}\n{r.stderr}")
-        return r
+from support.cluster import KUBECTL, Cluster, free_port  # noqa: F401
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +22,11 @@ def cluster(tmp_path_factory):
 def ns(cluster):
     name = "t-" + uuid.uuid4().hex[:8]
     cluster.kubectl("create", "namespace", name)
+    # Pods need their namespace's default ServiceAccount (the ServiceAccount admission
+    # plugin); upstream's service-account controller makes it, this applies it until
+    # the controller manager runs beside the test server.
+    cluster.kubectl("apply", "-n", name, "-f", "-", input='{"apiVersion": "v1", "kind": '
+                    '"ServiceAccount", "metadata": {"name": "default"}}')
     yield name
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import Cluster, free_port
+from support.cluster import Cluster, free_port
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "storage"))
 from etcd_server import EtcdServer, require_etcd  # noqa: E402

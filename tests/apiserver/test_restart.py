@@ -1,7 +1,7 @@
 """Restarting on the same data dir keeps every object and resourceVersion."""
 import json
 
-from conftest import Cluster, free_port
+from support.cluster import Cluster, free_port
 
 
 def test_restart_keeps_objects_and_versions(tmp_path):
