@@ -1,0 +1,12 @@
+"""kube-proxy for pyk8s: Services as nftables rules.
+
+Layer rule: ``pyk8s.proxy`` imports only ``pyk8s.api`` and ``pyk8s.client``.
+Modules:
+
+- ``serviceports``: Service -> ``ServicePort`` per port and IP family
+- ``endpoints``: EndpointSlices -> endpoints per service port; traffic-policy choice
+- ``rules``: pure rendering of the ``ip pyk8s`` table and full/partial transactions
+- ``nft``: the ``nft -f`` seam (real command, optionally in a netns; in-memory fake)
+- ``proxier``: event handlers, the rate-limited sync loop, latency metrics
+- ``metrics``: upstream kube-proxy's metric names on a private registry
+"""
