@@ -20,6 +20,7 @@ from ..registry import generic
 from ..registry.generic import DeleteOptions, GenericStore, WriteOptions
 from ..api import errors
 from . import fields, tables
+from .security import warning_header
 from .requests import Target, bool_param, content_type, decode_body, int_param, wants_table
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ BOOKMARK_INTERVAL = 60.0
 def respond(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
     headers = {}
     if warnings:
-        headers["Warning"] = ", ".join(f'299 - "{w}"' for w in warnings)
+        headers["Warning"] = ", ".join(warning_header(w) for w in warnings)
     return web.Response(body=orjson.dumps(obj), status=status, content_type=JSON,
                         headers=headers)
 

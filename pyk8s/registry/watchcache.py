@@ -145,6 +145,8 @@ class WatchCache:
         self.history = history
         self.root = root
         self.caches: dict[str, ResourceCache] = {}
+        # Listener lists outlive the caches, so a relist keeps its observers.
+        self._listeners: dict[str, list] = {}
         self.revision = 0
         self._advanced = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -155,6 +157,7 @@ class WatchCache:
         if c is None:
             c = self.caches[prefix] = ResourceCache(prefix, history=self.history)
             c.window_start = self.revision
+            c.listeners = self._listeners.setdefault(prefix, [])
         return c
 
     async def start(self) -> None:
@@ -162,12 +165,13 @@ class WatchCache:
         self._task = asyncio.create_task(self._follow(), name="watch-cache")
 
     async def _load(self) -> None:
-        for c in self.caches.values():
+        old = self.caches
+        for c in old.values():
             # A relist: watchers cannot be continued across it; end them.
             for w in list(c.watchers):
                 w.stop()
                 w.queue.put_nowait(None)
-        self.caches.clear()
+        self.caches = {}
         listing = await self.store.list(self.root)
         self.revision = listing.revision
         for kv in listing.items:
@@ -176,7 +180,26 @@ class WatchCache:
         for c in self.caches.values():
             c.keys = sorted(c.objects)
             c.window_start = self.revision
+        self._replay_to_listeners(old)
         self.ready.set()
+
+    def _replay_to_listeners(self, old: dict[str, ResourceCache]) -> None:
+        """Tell listeners what a relist changed: the gap's events were never seen."""
+        for prefix, listeners in self._listeners.items():
+            if not listeners:
+                continue
+            before = old[prefix].objects if prefix in old else {}
+            now = self.caches[prefix].objects if prefix in self.caches else {}
+            for key, obj in now.items():
+                prev = before.get(key)
+                if prev is None or prev["metadata"].get("resourceVersion") != \
+                        obj["metadata"].get("resourceVersion"):
+                    for fn in listeners:
+                        fn(EventType.ADDED if prev is None else EventType.MODIFIED, obj, prev)
+            for key, prev in before.items():
+                if key not in now:
+                    for fn in listeners:
+                        fn(EventType.DELETED, prev, prev)
 
     async def _follow(self) -> None:
         while True:
