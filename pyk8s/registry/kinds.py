@@ -231,6 +231,12 @@ class SecretStrategy(Strategy):
         fold_string_data(new)
 
 
+class NodeStrategy(Strategy):
+    def prepare_for_create(self, obj: dict) -> None:
+        """Nodes allow all fields, including status, to be set on create (upstream's
+        node strategy): a kubelet registers with its capacity and conditions."""
+
+
 class JobStrategy(Strategy):
     def prepare_for_create(self, obj: dict) -> None:
         super().prepare_for_create(obj)
@@ -243,6 +249,7 @@ class JobStrategy(Strategy):
 STRATEGIES: dict[tuple[str, str], type[Strategy]] = {
     ("batch", "Job"): JobStrategy,
     ("", "Secret"): SecretStrategy,
+    ("", "Node"): NodeStrategy,
     ("", "Pod"): PodStrategy,
     ("", "Namespace"): NamespaceStrategy,
     ("", "Service"): ServiceStrategy,
