@@ -201,10 +201,8 @@ async def _finalize(store, request: web.Request, t: Target) -> web.Response:
     def transform(ns: dict) -> dict:
         ns.setdefault("spec", {})["finalizers"] = finalizers
         return ns
+    # The store removes a deleted namespace once its last finalizer is gone.
     out = await store.patch("", t.name, transform, handlers.write_options(request),
                             subresource="finalize")
-    meta = out["metadata"]
-    if meta.get("deletionTimestamp") and not finalizers and not meta.get("finalizers"):
-        out, _ = await store.delete("", t.name, DeleteOptions())
     return handlers.respond(out)
 

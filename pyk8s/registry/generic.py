@@ -312,7 +312,8 @@ class GenericStore:
             if opts.dry_run:
                 return new
             meta = new["metadata"]
-            if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            if meta.get("deletionTimestamp") and not meta.get("finalizers") and \
+                    not self.strategy.needs_finalizing(new):
                 deleted = await self._delete_now(namespace, name, new, rev)
                 if deleted is not None:
                     return deleted
@@ -366,7 +367,7 @@ class GenericStore:
                 new["status"] = old["status"]
             else:
                 new.pop("status", None)
-        self.strategy.prepare_for_update(new, old)
+        self.strategy.prepare_for_update(new, old, subresource=subresource)
         return new
 
     def _bump_generation(self, new: dict, old: dict) -> None:
@@ -406,7 +407,7 @@ class GenericStore:
             elif policy == "Foreground" and "foregroundDeletion" not in finalizers:
                 finalizers.append("foregroundDeletion")
             grace = self.strategy.grace_period(old, opts.grace_period)
-            if not finalizers and grace == 0:
+            if not finalizers and grace == 0 and not self.strategy.needs_finalizing(old):
                 if opts.dry_run:
                     return old, True
                 deleted = await self._delete_now(namespace, name, old, rev)
@@ -425,6 +426,7 @@ class GenericStore:
             else:
                 nmeta["deletionTimestamp"] = metautil.now(offset=grace)
                 nmeta["deletionGracePeriodSeconds"] = grace
+                self.strategy.mark_deleting(new)
                 if self.strategy.has_generation:
                     nmeta["generation"] = nmeta.get("generation", 1) + 1
             if finalizers:

@@ -50,7 +50,7 @@ class PodStrategy(Strategy):
     def prepare_for_create(self, obj: dict) -> None:
         obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj)}
 
-    def prepare_for_update(self, new: dict, old: dict) -> None:
+    def prepare_for_update(self, new: dict, old: dict, *, subresource: str = "") -> None:
         status = old.get("status") or {}
         new["status"] = status
 
@@ -71,8 +71,10 @@ class NamespaceStrategy(Strategy):
         labels = obj["metadata"].setdefault("labels", {})
         labels["kubernetes.io/metadata.name"] = obj["metadata"].get("name", "")
 
-    def prepare_for_update(self, new: dict, old: dict) -> None:
-        new["spec"] = old.get("spec") or {}
+    def prepare_for_update(self, new: dict, old: dict, *, subresource: str = "") -> None:
+        if subresource != "finalize":
+            # spec.finalizers change only through the finalize subresource.
+            new["spec"] = old.get("spec") or {}
         labels = new["metadata"].setdefault("labels", {})
         labels["kubernetes.io/metadata.name"] = old["metadata"]["name"]
 
@@ -81,6 +83,9 @@ class NamespaceStrategy(Strategy):
 
     def needs_finalizing(self, obj: dict) -> bool:
         return bool((obj.get("spec") or {}).get("finalizers"))
+
+    def mark_deleting(self, obj: dict) -> None:
+        obj.setdefault("status", {})["phase"] = "Terminating"
 
 
 def _invalid(name: str, causes: list[dict]) -> errors.APIError:
@@ -227,7 +232,7 @@ class SecretStrategy(Strategy):
         super().prepare_for_create(obj)
         fold_string_data(obj)
 
-    def prepare_for_update(self, new: dict, old: dict) -> None:
+    def prepare_for_update(self, new: dict, old: dict, *, subresource: str = "") -> None:
         fold_string_data(new)
 
 

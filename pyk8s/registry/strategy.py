@@ -22,7 +22,7 @@ GENERATION_KINDS = {
     "CronJob", "HorizontalPodAutoscaler", "NetworkPolicy", "Ingress", "PodDisruptionBudget",
     "CustomResourceDefinition", "ValidatingWebhookConfiguration",
     "MutatingWebhookConfiguration", "ValidatingAdmissionPolicy", "PriorityLevelConfiguration",
-    "IngressClass", "ValidatingAdmissionPolicyBinding",
+    "IngressClass", "ValidatingAdmissionPolicyBinding", "EndpointSlice",
 }
 # Kinds a PUT may create, as upstream's AllowCreateOnUpdate.
 CREATE_ON_UPDATE_KINDS = {"Endpoints", "Lease", "Event", "EndpointSlice", "LimitRange",
@@ -86,8 +86,9 @@ class Strategy:
         if self.has_status:
             obj.pop("status", None)
 
-    def prepare_for_update(self, new: dict, old: dict) -> None:
-        """Called after the generic reset of metadata and status on a main-resource write."""
+    def prepare_for_update(self, new: dict, old: dict, *, subresource: str = "") -> None:
+        """Called after the generic reset of metadata and status on a write through the
+        main resource or a non-status subresource (``subresource`` names it)."""
 
     def default(self, obj: dict) -> None:
         from . import defaulting
@@ -102,6 +103,14 @@ class Strategy:
 
     def after_admission(self, obj: dict, old: dict | None) -> None:
         """Last changes after admission plugins ran (e.g. derived status fields)."""
+
+    def needs_finalizing(self, obj: dict) -> bool:
+        """True while a kind-specific finalizer (a Namespace's spec.finalizers) holds a
+        deleted object; it is removed only once this and metadata.finalizers clear."""
+        return False
+
+    def mark_deleting(self, obj: dict) -> None:
+        """Changes a graceful or finalized deletion makes (a Namespace's phase)."""
 
     def grace_period(self, obj: dict, requested: int | None) -> int:
         return 0 if requested is None else max(requested, 0)

@@ -1,0 +1,202 @@
+"""A real API server plus the workload controllers, driven by real kubectl.
+
+One API server and one controller-manager process (``pyk8s.controllers.manager.run``
+with leader election on the kube-system Lease, running the workload controllers and
+the serviceaccount controller pods need) per session; each test works in its own
+namespace. There is no kubelet: ``Pods.run`` plays it by writing pod status
+through the API (Running and Ready, or Succeeded/Failed), the way a user would see
+it from a node.
+"""
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def eventually(check, timeout=30.0, interval=0.1, message="condition"):
+    """Poll ``check`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except AssertionError as err:
+            last = err
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {message}; last: {last!r}")
+
+
+class Cluster:
+    def __init__(self, data_dir: str, port: int):
+        self.data_dir = data_dir
+        self.port = port
+        self.kubeconfig = os.path.join(data_dir, "kubeconfig.yaml")
+        self.proc = None
+        self.manager = None
+
+    def start(self):
+        log = open(os.path.join(self.data_dir, "server.log"), "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pyk8s.cli.main", "apiserver", "--data-dir",
+             self.data_dir, "--https-port", str(self.port)],
+            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("API server exited; see " + self.data_dir + "/server.log")
+            if os.path.exists(self.kubeconfig):
+                r = self.kubectl("get", "--raw", "/readyz", check=False)
+                if r.returncode == 0 and r.stdout.strip() == "ok":
+                    return
+            time.sleep(0.1)
+        raise RuntimeError("API server did not become ready in 60 s")
+
+    def start_manager(self):
+        log = open(os.path.join(self.data_dir, "controller-manager.log"), "ab")
+        code = ("import asyncio, logging, sys\n"
+                "logging.basicConfig(level=logging.INFO)\n"
+                "from pyk8s.controllers import manager\n"
+                "names = list(manager.WORKLOAD_CONTROLLERS) + ['serviceaccount-controller']\n"
+                "asyncio.run(manager.run(sys.argv[1], names, leader_elect=True))\n")
+        self.manager = subprocess.Popen([sys.executable, "-c", code, self.kubeconfig],
+                                        stdout=log, stderr=subprocess.STDOUT)
+        eventually(lambda: self.kubectl("get", "lease", "-n", "kube-system", "kube-controller-manager",
+                                        "-o", "jsonpath={.spec.holderIdentity}", check=False).stdout,
+                   timeout=60, message="the controller manager to take the lease")
+
+    def stop(self):
+        for proc in (self.manager, self.proc):
+            if proc and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+    def kubectl(self, *args, input=None, check=True, timeout=60):
+        env = dict(os.environ, KUBECONFIG=self.kubeconfig, HOME=self.data_dir)
+        r = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True,
+                           env=env, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({r.returncode}):\n"
+                                 f"{r.stdout}\n{r.stderr}")
+        return r
+
+    def get(self, ns, *what):
+        args = ["get", *what, "-o", "json"] + (["-n", ns] if ns else [])
+        return json.loads(self.kubectl(*args).stdout)
+
+
+class Pods:
+    """The kubelet's part, played through the API: set pod phases and readiness."""
+
+    def __init__(self, cluster: Cluster, ns: str):
+        self.cluster, self.ns = cluster, ns
+
+    def list(self, selector=None):
+        args = ["pods"] + (["-l", selector] if selector else [])
+        return self.cluster.get(self.ns, *args)["items"]
+
+    def set_status(self, name, status):
+        self.cluster.kubectl("patch", "pod", name, "-n", self.ns, "--subresource=status",
+                             "--type=merge", "-p", json.dumps({"status": status}))
+
+    def run(self, selector=None, *, only_pending=True):
+        """Mark pods Running and Ready (as a kubelet would once containers start)."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        done = []
+        for pod in self.list(selector):
+            if pod["metadata"].get("deletionTimestamp"):
+                continue
+            phase = (pod.get("status") or {}).get("phase")
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in (pod.get("status") or {}).get("conditions") or [])
+            if only_pending and (phase != "Pending" or ready):
+                continue
+            self.set_status(pod["metadata"]["name"], {
+                "phase": "Running", "startTime": now,
+                "conditions": [{"type": t, "status": "True", "lastTransitionTime": now}
+                               for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")]})
+            done.append(pod["metadata"]["name"])
+        return done
+
+    @contextlib.contextmanager
+    def kubelet(self, selector=None, interval=0.2):
+        """While active, every new pod of the namespace becomes Running and Ready."""
+        stop = threading.Event()
+
+        def loop():
+            while not stop.is_set():
+                try:
+                    self.run(selector)
+                except AssertionError:
+                    pass  # a pod went away between list and patch
+                stop.wait(interval)
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join(10)
+
+    def finish(self, name, *, succeeded=True, exit_code=None):
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        code = (0 if succeeded else 1) if exit_code is None else exit_code
+        self.set_status(name, {
+            "phase": "Succeeded" if succeeded else "Failed",
+            "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": now}],
+            "containerStatuses": [{"name": "c", "image": "busybox", "imageID": "", "ready": False,
+                                   "restartCount": 0, "state": {"terminated": {
+                                       "exitCode": code, "startedAt": now, "finishedAt": now,
+                                       "reason": "Completed" if code == 0 else "Error"}}}]})
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    if not os.path.exists(KUBECTL):
+        pytest.skip("kubectl is not installed")
+    c = Cluster(str(tmp_path_factory.mktemp("pyk8s")), free_port())
+    c.start()
+    try:
+        c.start_manager()
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture
+def ns(cluster):
+    name = "t-" + uuid.uuid4().hex[:8]
+    cluster.kubectl("create", "namespace", name)
+    # Pods need the namespace's default ServiceAccount (the serviceaccount controller's).
+    eventually(lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", name,
+                                       check=False).returncode == 0,
+               message="the default ServiceAccount")
+    yield name
+
+
+@pytest.fixture
+def pods(cluster, ns):
+    return Pods(cluster, ns)
