@@ -1,0 +1,95 @@
+"""`python -m pyk8s.kubelet`: run one node's kubelet (the `pyk8s agent` of later).
+
+Flags follow upstream's kubelet where one exists (--kubeconfig, --node-ip,
+--pod-cidr, --container-runtime-endpoint, --cluster-dns, --cluster-domain,
+--address, --port, --tls-cert-file, --tls-private-key-file, --client-ca-file);
+SIGINT/SIGTERM stop the kubelet and leave containerd and the pods running.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from pyk8s.kubelet.kubelet import run
+from pyk8s.kubelet.node import DEFAULT_BRIDGE
+from pyk8s.kubelet.settings import KubeletSettings
+
+
+def default_data_dir() -> str:
+    return "/var/lib/pyk8s" if os.geteuid() == 0 else os.path.expanduser("~/.pyk8s")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pyk8s-kubelet", description="the pyk8s kubelet")
+    p.add_argument("--data-dir", default=default_data_dir())
+    p.add_argument("--kubeconfig", default="",
+                   help="default: <data-dir>/kubeconfig.yaml")
+    p.add_argument("--hostname-override", default="", help="the node's name")
+    p.add_argument("--node-ip", default="")
+    p.add_argument("--pod-cidr", default="")
+    p.add_argument("--bridge", default=DEFAULT_BRIDGE)
+    p.add_argument("--container-runtime-endpoint", default="")
+    p.add_argument("--cluster-dns", default="10.43.0.10")
+    p.add_argument("--cluster-domain", default="cluster.local")
+    p.add_argument("--cgroup-root", default="/kubepods")
+    p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=10250)
+    p.add_argument("--tls-cert-file", default="")
+    p.add_argument("--tls-private-key-file", default="")
+    p.add_argument("--client-ca-file", default="")
+    p.add_argument("--node-labels", default="", help="key=value,key=value")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def settings_from(args: argparse.Namespace) -> KubeletSettings:
+    labels = tuple(tuple(item.split("=", 1)) for item in args.node_labels.split(",")
+                   if "=" in item)
+    return KubeletSettings(
+        node_name=(args.hostname_override or socket.gethostname()).lower(),
+        data_dir=Path(args.data_dir).absolute(), pod_cidr=args.pod_cidr,
+        node_ip=args.node_ip, node_labels=labels,
+        cluster_dns=tuple(d for d in args.cluster_dns.split(",") if d),
+        cluster_domain=args.cluster_domain, cgroup_root=args.cgroup_root,
+        address=args.address, port=args.port)
+
+
+async def _main(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    settings = settings_from(args)
+    kubeconfig = args.kubeconfig or str(settings.data_dir / "kubeconfig.yaml")
+
+    def started(kubelet) -> None:
+        print(f"pyk8s: kubelet {settings.node_name} ready (pod CIDR "
+              f"{kubelet.node_status.pod_cidr})", flush=True)
+
+    await run(settings, kubeconfig=kubeconfig, container_runtime_endpoint=(
+        args.container_runtime_endpoint), bridge=args.bridge, tls_cert=args.tls_cert_file,
+        tls_key=args.tls_private_key_file, client_ca=args.client_ca_file, stop=stop,
+        started=started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(_main(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

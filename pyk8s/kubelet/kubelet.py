@@ -1,0 +1,511 @@
+"""The kubelet: pods bound to this node, run through a container runtime, reported back.
+
+Role: `Kubelet` wires the parts together (upstream's kubelet.go): a pod informer
+(`fieldSelector=spec.nodeName=<node>`) feeds `PodWorkers`; the worker callbacks
+(`sync_pod`, `sync_terminating_pod`, `sync_terminated_pod`, `pod_removed`) read
+the runtime (`runtimepods`), generate the API status (`podstatus`) for the
+`StatusManager`, and act through the `PodSyncer`; a PLEG relists the runtime every
+second and wakes the workers of pods whose containers changed; housekeeping
+removes what the runtime holds for pods the API no longer knows; the node's
+registration, status and lease run beside them; `read_logs` serves container logs.
+`run()` (in `node.py`) starts containerd, the pod network and this class.
+
+Invariants:
+- The kubelet reaches the cluster only through `pyk8s.client` and the runtime only
+  through the `Runtime` protocol; with `FakeRuntime`, a fake API and a fake clock
+  the whole class runs in unit tests without sleeping.
+- Pods are adopted, never restarted, when the kubelet starts again: a worker's
+  first sync compares the pod with what the runtime already runs.
+- Runtime leftovers of unknown pods are removed only after the informer has listed
+  (so a restart never mistakes a running pod for an orphan).
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import logging
+import shutil
+from typing import AsyncIterator, Callable
+
+from pyk8s.client import resources
+from pyk8s.client.clock import REAL_CLOCK, Clock
+from pyk8s.client.errors import ApiError, is_not_found
+from pyk8s.client.events import EventBroadcaster
+from pyk8s.client.informers import SharedInformer
+from pyk8s.cri.runtime import ContainerState, CRIError, NotFound, Runtime
+from pyk8s.kubelet import logs, nodestatus, pods, podstatus, runtimepods, sandboxes
+from pyk8s.kubelet.logs import LogOptions
+from pyk8s.kubelet.nodelease import NodeLease
+from pyk8s.kubelet.nodestatus import MachineInfo, NodeStatusReporter
+from pyk8s.kubelet.server import LogError
+from pyk8s.kubelet.settings import KubeletSettings
+from pyk8s.kubelet.statusmanager import StatusManager
+from pyk8s.kubelet.syncing import PodSyncer
+from pyk8s.kubelet.volumes import VolumeError, VolumeManager
+from pyk8s.kubelet.workers import PodWorkers, SyncOutcome
+
+log = logging.getLogger(__name__)
+TERMINAL = ("Succeeded", "Failed")
+
+
+class ApiConfigSource:
+    """ConfigMaps and Secrets for the environment, read from the API."""
+
+    def __init__(self, client):
+        self.client = client
+
+    async def _get(self, res, namespace: str, name: str) -> dict | None:
+        try:
+            return await self.client.get(res, name, namespace=namespace)
+        except ApiError as e:
+            if is_not_found(e):
+                return None
+            raise
+
+    async def config_map(self, namespace: str, name: str) -> dict | None:
+        return await self._get(resources.CONFIGMAPS, namespace, name)
+
+    async def secret(self, namespace: str, name: str) -> dict | None:
+        return await self._get(resources.SECRETS, namespace, name)
+
+
+class Kubelet:
+    def __init__(self, settings: KubeletSettings, *, client, runtime: Runtime,
+                 machine: MachineInfo, node_ip: str, clock: Clock = REAL_CLOCK,
+                 runtime_name: str = "containerd", events: EventBroadcaster | None = None,
+                 remove_cgroup: Callable[[str], None] = lambda parent: None,
+                 read_machine: Callable[[], MachineInfo] | None = None):
+        self.settings, self.client, self.runtime = settings, client, runtime
+        self.clock, self.runtime_name, self.node_ip = clock, runtime_name, node_ip
+        self.machine_info = machine
+        self.remove_cgroup = remove_cgroup
+        self.read_machine = read_machine or (
+            lambda: nodestatus.read_machine_info(settings.data_dir))
+        self.broadcaster = events or EventBroadcaster(client, clock=clock)
+        self.recorder = self.broadcaster.new_recorder("kubelet", host=settings.node_name)
+        self.pods_by_uid: dict[str, dict] = {}
+        allocatable = self.allocatable
+        self.volumes = VolumeManager(settings, client, clock=clock, allocatable=allocatable)
+        self.syncer = PodSyncer(runtime, settings, clock=clock, events=self._event,
+                                runtime_name=runtime_name, config_source=ApiConfigSource(client),
+                                volume_mounts=self.volumes.mounts, host_ips=self.host_ips,
+                                memory_capacity=machine.memory, allocatable=allocatable)
+        self.status_manager = StatusManager(client, clock=clock, get_pod=self.pods_by_uid.get,
+                                            sync_period=settings.status_sync_period)
+        self.workers = PodWorkers(self, clock=clock, resync_period=settings.sync_frequency)
+        self.informer = SharedInformer(client, resources.PODS,
+                                       field_selector=f"spec.nodeName={settings.node_name}",
+                                       clock=clock)
+        self.informer.add_event_handler(on_add=self._on_pod, on_update=self._on_pod_update,
+                                        on_delete=self._on_pod_delete)
+        self.node_status = NodeStatusReporter(client, settings, clock=clock,
+                                              machine=self._machine, node_ip=node_ip,
+                                              runtime_state=self._runtime_state,
+                                              event=self._node_event)
+        self.lease = NodeLease(client, settings, clock=clock, node_uid=self._node_uid)
+        self._tasks: list[asyncio.Task] = []
+        self._synced_once: set[str] = set()
+
+    # ---- plumbing ------------------------------------------------------------------
+
+    def allocatable(self) -> dict:
+        return nodestatus.allocatable_quantities(self.settings, self.machine_info)
+
+    def host_ips(self) -> list[str]:
+        return [self.node_ip] if self.node_ip else []
+
+    def _event(self, pod: dict, kind: str, reason: str, message: str, *,
+               field_path: str | None = None) -> None:
+        self.recorder.event(pod, kind, reason=reason, message=message, field_path=field_path)
+
+    def _node_event(self, node: dict, kind: str, reason: str, message: str) -> None:
+        # as upstream, a node's events refer to it with its name as UID
+        ref = {"apiVersion": "v1", "kind": "Node",
+               "metadata": {"name": self.settings.node_name, "uid": self.settings.node_name}}
+        self.recorder.event(ref, kind, reason=reason, message=message)
+
+    def _node_uid(self) -> str | None:
+        return ((self.node_status.node or {}).get("metadata") or {}).get("uid")
+
+    async def _machine(self) -> MachineInfo:
+        self.machine_info = await asyncio.to_thread(self.read_machine)
+        return self.machine_info
+
+    async def _runtime_state(self) -> tuple:
+        try:
+            version = await self.runtime.version()
+            status = await self.runtime.status()
+            images = await self.runtime.list_images()
+            return version, status, "", images
+        except CRIError as e:
+            return None, None, e.message, []
+
+    def _on_pod(self, pod: dict) -> None:
+        self.pods_by_uid[pods.uid(pod)] = pod
+        self.workers.update(pod)
+
+    def _on_pod_update(self, old: dict, new: dict) -> None:
+        if pods.uid(old) != pods.uid(new):
+            self._on_pod_delete(old)
+        elif not _differ_semantically(old, new):
+            # a status write (mostly our own): keep the newest copy, sync nothing,
+            # as upstream's pod config does with a RECONCILE
+            self.pods_by_uid[pods.uid(new)] = new
+            self.workers.update(new, wake=False)
+            return
+        self._on_pod(new)
+
+    def _on_pod_delete(self, pod: dict) -> None:
+        uid = pods.uid(pod)
+        self.pods_by_uid.pop(uid, None)
+        self.workers.remove(uid, pod)
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def start(self, *, loops: bool = True) -> None:
+        """Register the node, watch pods; with `loops`, run every periodic loop.
+
+        Without `loops` (unit tests) the caller drives `relist`, `housekeeping`,
+        `status_manager.sync_batch`, `node_status.update` and `lease.renew` itself.
+        """
+        version = await self.runtime.version()
+        self.runtime_name = version.runtime_name
+        self.syncer.runtime_name = version.runtime_name
+        await self.node_status.register()
+        self._node_event({}, "Normal", "Starting", "Starting kubelet.")
+        if loops:
+            background = {"status manager": self.status_manager.run(), "pleg": self._pleg(),
+                          "housekeeping": self._housekeeping(),
+                          "node status": self.node_status.run(), "node lease": self.lease.run()}
+            self._tasks = [asyncio.create_task(c, name=f"kubelet {n}")
+                           for n, c in background.items()]
+        self.informer.start()
+
+    async def stop(self) -> None:
+        """Stop the loops; pods keep running (a restarted kubelet adopts them)."""
+        await self.informer.stop()
+        await self.workers.stop()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self.broadcaster.flush(timeout=2.0)
+
+    async def wait_synced(self, timeout: float | None = None) -> bool:
+        return await self.informer.wait_for_sync(timeout)
+
+    # ---- the pod workers' callbacks -----------------------------------------------------
+
+    async def _runtime_status(self, pod: dict) -> runtimepods.RuntimePodStatus:
+        m = pods.meta(pod)
+        return await runtimepods.get_pod_status(self.runtime, pods.uid(pod),
+                                                m.get("name", ""), m.get("namespace", ""))
+
+    async def _generate(self, pod: dict, status: runtimepods.RuntimePodStatus, *,
+                        terminal: bool) -> dict:
+        uid = pods.uid(pod)
+        messages = await asyncio.to_thread(self.syncer.termination_messages, uid, status) \
+            if any(c.exited for c in status.containers) else {}
+        old = self.status_manager.get(uid) or pod.get("status") or {}
+        return podstatus.generate(
+            pod, status, old=old, terminal=terminal, runtime_name=self.runtime_name,
+            host_ips=self.host_ips(), start_failures=self.syncer.start_failures.get(uid, {}),
+            termination_messages=messages)
+
+    async def _report(self, pod: dict, *, terminal: bool = False
+                      ) -> tuple[runtimepods.RuntimePodStatus, dict]:
+        status = await self._runtime_status(pod)
+        api_status = await self._generate(pod, status, terminal=terminal)
+        self.status_manager.set_pod_status(pod, api_status)
+        return status, api_status
+
+    async def sync_pod(self, pod: dict) -> SyncOutcome:
+        status, api_status = await self._report(pod)
+        uid = pods.uid(pod)
+        if uid not in self._synced_once:
+            self._synced_once.add(uid)
+            if status.running_containers:
+                log.info("pod %s: adopted %d running container(s) from the runtime",
+                         pods.full_name(pod), len(status.running_containers))
+        if api_status["phase"] in TERMINAL:
+            return SyncOutcome(terminal=True)
+        try:
+            await self.volumes.setup(pod)
+        except VolumeError as e:
+            self._event(pod, "Warning", "FailedMount",
+                        f"MountVolume.SetUp failed: {e}")
+            raise
+        result = await self.syncer.sync_pod(pod, status)
+        if result.changed:
+            await self._report(pod)
+        retry = result.retry_after
+        refresh = self.volumes.next_token_refresh(pods.uid(pod))
+        if refresh is not None:
+            retry = refresh if retry is None else min(retry, refresh)
+        return SyncOutcome(retry_after=retry)
+
+    async def sync_terminating_pod(self, pod: dict, grace_period: int) -> None:
+        status, _ = await self._report(pod)
+        await self.syncer.kill_pod(pod, status, grace_override=grace_period)
+        status = await self._runtime_status(pod)
+        if status.running_containers:
+            raise RuntimeError(f"pod {pods.full_name(pod)}: containers still running "
+                               "after being killed")
+        self.status_manager.set_pod_status(pod, await self._generate(pod, status,
+                                                                     terminal=True))
+
+    async def sync_terminated_pod(self, pod: dict) -> None:
+        await self._report(pod, terminal=True)
+        await self.volumes.teardown(pods.uid(pod))
+        self._remove_cgroup(pod)
+        self.status_manager.terminate_pod(pod)
+
+    async def pod_removed(self, uid: str, pod: dict) -> None:
+        status = await runtimepods.get_pod_status(self.runtime, uid)
+        if status.running_containers:
+            await self.syncer.kill_pod(pod, status, grace_override=1)
+        await self.syncer.remove_pod(uid, status)
+        await self.volumes.teardown(uid)
+        await asyncio.to_thread(_remove_tree, sandboxes.pod_dir(self.settings, uid))
+        await asyncio.to_thread(_remove_tree, sandboxes.pod_log_directory(self.settings, pod))
+        self._remove_cgroup(pod)
+        self.status_manager.forget(uid)
+        self.syncer.forget(uid)
+        self._synced_once.discard(uid)
+
+    def _remove_cgroup(self, pod: dict) -> None:
+        """Remove the pod's cgroup parent (containerd leaves it behind)."""
+        if (pod.get("status") or {}).get("qosClass") or pods.containers(pod):
+            parents = [sandboxes.pod_cgroup_parent(self.settings, pod)]
+        else:  # a pod known only from the runtime: its QoS class is unknown
+            parents = [f"{sandboxes.qos_cgroup(self.settings, qos)}/pod{pods.uid(pod)}"
+                       for qos in (pods.GUARANTEED, pods.BURSTABLE, pods.BEST_EFFORT)]
+        for parent in parents:
+            try:
+                self.remove_cgroup(parent)
+            except OSError as e:
+                log.info("pod cgroup %s not removed yet: %s", parent, e)
+
+    # ---- PLEG and housekeeping ------------------------------------------------------
+
+    async def relist(self, previous: dict[str, tuple] | None) -> dict[str, tuple]:
+        """One PLEG relist: wake the workers of pods whose runtime state changed."""
+        sandboxes_ = await self.runtime.list_pod_sandboxes()
+        containers = await self.runtime.list_containers()
+        current = runtimepods.states_fingerprint(sandboxes_, containers)
+        if previous is not None:
+            for uid in set(current) | set(previous):
+                if current.get(uid) != previous.get(uid):
+                    self.workers.wake(uid)
+        return current
+
+    async def _pleg(self) -> None:
+        previous = None
+        while True:
+            try:
+                previous = await self.relist(previous)
+            except CRIError as e:
+                log.warning("PLEG relist failed: %s", e.message)
+            await self.clock.sleep(self.settings.relist_period)
+
+    async def housekeeping(self) -> list[str]:
+        """Remove runtime pods the API does not know; returns their UIDs."""
+        if not self.informer.has_synced:
+            return []
+        removed = []
+        for uid, rp in (await runtimepods.list_runtime_pods(self.runtime)).items():
+            if uid in self.pods_by_uid or self.workers.known(uid):
+                continue
+            status = await runtimepods.get_pod_status(self.runtime, uid)
+            orphan = {"metadata": {"name": rp.name, "namespace": rp.namespace, "uid": uid},
+                      "spec": {}}
+            log.info("removing runtime leftovers of pod %s/%s (%s)", rp.namespace, rp.name, uid)
+            await self.syncer.kill_pod(orphan, status, grace_override=1)
+            await self.syncer.remove_pod(uid, status)
+            await asyncio.to_thread(_remove_tree, sandboxes.pod_dir(self.settings, uid))
+            await asyncio.to_thread(_remove_tree,
+                                    sandboxes.pod_log_directory(self.settings, orphan))
+            self._remove_cgroup(orphan)
+            removed.append(uid)
+        self.syncer.backoff.gc()
+        return removed
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await self.clock.sleep(self.settings.housekeeping_period)
+            try:
+                await self.housekeeping()
+            except CRIError as e:
+                log.warning("housekeeping failed: %s", e.message)
+
+    # ---- logs --------------------------------------------------------------------------
+
+    def _find_pod(self, namespace: str, name: str) -> dict:
+        pod = self.informer.store.get_object(namespace, name)
+        if pod is None:
+            raise LogError(404, f"pods \"{name}\" not found", reason="NotFound")
+        return pod
+
+    def _log_container_id(self, pod: dict, container: str, previous: bool) -> str:
+        """Which container instance to read (upstream's validateContainerLogStatus)."""
+        name = pods.meta(pod).get("name")
+        status = self.status_manager.get(pods.uid(pod)) or pod.get("status") or {}
+        found = next((s for s in (status.get("containerStatuses") or [])
+                      + (status.get("initContainerStatuses") or [])
+                      if s.get("name") == container), None)
+        if found is None:
+            raise LogError(400, f"container \"{container}\" in pod \"{name}\" is not available")
+        state, last = found.get("state") or {}, found.get("lastState") or {}
+        last_id = (last.get("terminated") or {}).get("containerID", "")
+        if previous:
+            if not last_id:
+                raise LogError(400, f"previous terminated container \"{container}\" in pod "
+                                    f"\"{name}\" not found")
+            return last_id
+        if "running" in state:
+            return found.get("containerID", "")
+        if "terminated" in state:
+            cid = state["terminated"].get("containerID") or last_id
+            if not cid:
+                raise LogError(400, f"container \"{container}\" in pod \"{name}\" is "
+                                    "terminated")
+            return cid
+        if last_id:
+            return last_id
+        reason = (state.get("waiting") or {}).get("reason", "")
+        detail = {"ErrImagePull": "image can't be pulled",
+                  "ImagePullBackOff": "trying and failing to pull image"}.get(reason, reason)
+        if "waiting" in state:
+            raise LogError(400, f"container \"{container}\" in pod \"{name}\" is waiting to "
+                                f"start: {detail}")
+        raise LogError(400, f"container \"{container}\" in pod \"{name}\" is waiting to start "
+                            "- no logs yet")
+
+    async def read_logs(self, namespace: str, pod_name: str, container: str | None = None,
+                        *, follow: bool = False, previous: bool = False,
+                        tail_lines: int | None = None, since_seconds: int | None = None,
+                        since_time: datetime.datetime | None = None, timestamps: bool = False,
+                        limit_bytes: int | None = None) -> AsyncIterator[bytes]:
+        """A container's log stream, as `kubectl logs` asks for it (PodLogOptions).
+
+        `container` may be omitted for a pod with one container. Raises `LogError`
+        (before any byte is streamed) when there is nothing to read.
+        """
+        if since_seconds is not None:
+            since_time = self.clock.now() - datetime.timedelta(seconds=since_seconds)
+        options = LogOptions(follow=follow, tail_lines=tail_lines, since_time=since_time,
+                             timestamps=timestamps, limit_bytes=limit_bytes)
+        pod = self._find_pod(namespace, pod_name)
+        names = [c["name"] for c in pods.containers(pod)]
+        if container is None:
+            if len(names) != 1:
+                raise LogError(400, f"a container name must be specified for pod {pod_name}, "
+                                    f"choose one of: [{' '.join(names)}]")
+            container = names[0]
+        cid = self._log_container_id(pod, container, previous).split("://", 1)[-1]
+        try:
+            status = await self.runtime.container_status(cid)
+        except NotFound:
+            raise LogError(400, f"container \"{container}\" in pod \"{pod_name}\": its "
+                                "container has been removed") from None
+        if not status.log_path:
+            raise LogError(400, f"container \"{container}\" in pod \"{pod_name}\" has no "
+                                "log file")
+
+        async def running() -> bool:
+            try:
+                return (await self.runtime.container_status(cid)).state == \
+                    ContainerState.RUNNING
+            except CRIError:
+                return False
+
+        try:
+            open(status.log_path, "rb").close()
+        except OSError as e:
+            raise LogError(400, f"failed to open log file of container \"{container}\": "
+                                f"{e.strerror}") from None
+        return logs.read_log(status.log_path, options, still_running=running)
+
+
+_VOLATILE_META = ("resourceVersion", "managedFields", "generation")
+
+
+def _differ_semantically(old: dict, new: dict) -> bool:
+    """Whether anything but the status (and bookkeeping metadata) changed."""
+    if old.get("spec") != new.get("spec"):
+        return True
+
+    def strip(m: dict | None) -> dict:
+        return {k: v for k, v in (m or {}).items() if k not in _VOLATILE_META}
+
+    return strip(old.get("metadata")) != strip(new.get("metadata"))
+
+
+def _remove_tree(path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def run(settings: KubeletSettings, *, kubeconfig: str | None = None, client=None,
+              container_runtime_endpoint: str = "", bridge: str = "pyk8s0",
+              tls_cert: str = "", tls_key: str = "", client_ca: str = "",
+              stop: asyncio.Event | None = None,
+              started: Callable[[Kubelet], None] | None = None) -> None:
+    """Run a node until `stop` is set: containerd, the pod network, the kubelet.
+
+    Order: blackhole routes, containerd (started under the data dir and adopted on
+    a restart, or `container_runtime_endpoint`), offline images, the Node
+    registration, the CNI conflist for the node's pod CIDR (the flag's, else the
+    one the control plane assigned), then the pod loops and the HTTPS endpoint.
+    On stop the loops end; containerd and the pods keep running.
+    """
+    from pyk8s.client.config import load_config
+    from pyk8s.client.rest import Client
+    from pyk8s.cri.containerd import remove_cgroup_parent
+    from pyk8s.kubelet import node, server
+
+    machine = await asyncio.to_thread(nodestatus.read_machine_info, settings.data_dir)
+    if not settings.node_ip:
+        settings = dataclasses.replace(
+            settings, node_ip=await asyncio.to_thread(nodestatus.detect_node_ip))
+    containerd = await node.start_runtime(settings.data_dir,
+                                          endpoint=container_runtime_endpoint)
+    own_client = client is None
+    if client is None:
+        client = Client(load_config(kubeconfig))
+    runtime = containerd.runtime()
+    kubelet = Kubelet(settings, client=client, runtime=runtime, machine=machine,
+                      node_ip=settings.node_ip, remove_cgroup=remove_cgroup_parent)
+    runner = None
+    try:
+        await kubelet.start()
+        pod_cidr = kubelet.node_status.pod_cidr
+        while not pod_cidr:
+            log.info("waiting for the control plane to assign a pod CIDR to %s",
+                     settings.node_name)
+            await kubelet.clock.sleep(1.0)
+            kubelet.node_status.node = await client.get(resources.NODES, settings.node_name)
+            pod_cidr = kubelet.node_status.pod_cidr
+        if not container_runtime_endpoint:
+            # a runtime someone else runs has its own network config
+            await asyncio.to_thread(node.write_network, settings.data_dir, pod_cidr=pod_cidr,
+                                    bridge=bridge)
+        if tls_cert and tls_key:
+            cert, key = tls_cert, tls_key
+        else:
+            cert, key = await asyncio.to_thread(
+                server.self_signed, settings.root_dir / "pki", machine.hostname,
+                [settings.node_ip, settings.address])
+        context = server.ssl_context(cert, key, client_ca or None)
+        runner = await server.serve(kubelet, address=settings.address, port=settings.port,
+                                    context=context)
+        if started is not None:
+            started(kubelet)
+        await (stop or asyncio.Event()).wait()
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await kubelet.stop()
+        await runtime.close()
+        if own_client:
+            await client.close()

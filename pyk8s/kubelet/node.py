@@ -1,0 +1,117 @@
+"""Preparing and resetting the machine side of a node: containerd, pod network, routes.
+
+Role: the parts of a kubelet start that are not the kubelet proper: the network
+safety routes (DESIGN.md), containerd with its config under the data dir (or a
+runtime someone else runs), the offline images, and the CNI conflist for the
+node's pod /24 on its bridge. `reset_node` is the inverse for a node torn down for
+good (tests, a future `pyk8s agent --reset`): every pod removed, containerd stopped
+by PID, mounts under the data dir unmounted, the bridge and the pods' cgroups gone.
+
+Invariants:
+- Every path is under `<data-dir>/agent`: containerd's root, state and socket, the
+  CNI config and host-local's allocations. Nodes with different data dirs, bridges
+  and pod CIDRs coexist on one machine.
+- Blackhole routes for the cluster and service CIDRs are in place before the first
+  pod can get an address.
+- Stopping a kubelet leaves containerd and the pods running; the next start adopts
+  both.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+
+from pyk8s.cri import cni
+from pyk8s.cri.containerd import (
+    Containerd, ContainerdConfig, remove_cgroup_parent, unmount_under,
+)
+from pyk8s.cri.remote import RemoteRuntime
+from pyk8s.cri.runtime import CRIError
+from pyk8s.kubelet import images
+
+log = logging.getLogger(__name__)
+DEFAULT_BRIDGE = "pyk8s0"
+
+
+def agent_dir(data_dir: Path) -> Path:
+    return data_dir / "agent"
+
+
+def containerd_config(data_dir: Path) -> ContainerdConfig:
+    agent = agent_dir(data_dir)
+    return ContainerdConfig(base_dir=agent / "containerd",
+                            cni_conf_dir=agent / "etc" / "cni" / "net.d")
+
+
+async def start_runtime(data_dir: Path, *, endpoint: str = "") -> Containerd:
+    """Blackhole routes, then containerd (ours, adopted, or `endpoint`), then images."""
+    await cni.ensure_blackhole_routes()
+    if endpoint:
+        containerd = await Containerd.existing(endpoint)
+    else:
+        containerd = await Containerd.start(containerd_config(data_dir))
+    await images.ensure_images(data_dir, address=containerd.address)
+    return containerd
+
+
+def write_network(data_dir: Path, *, pod_cidr: str, bridge: str = DEFAULT_BRIDGE,
+                  conf_dir: Path | None = None) -> Path:
+    """The node's CNI conflist: bridge + host-local on `pod_cidr` + portmap."""
+    conflist = cni.bridge_conflist(subnet=pod_cidr, bridge=bridge, name="pyk8s",
+                                   ipam_dir=agent_dir(data_dir) / "cni" / "networks")
+    return cni.write_conflist(conf_dir or containerd_config(data_dir).cni_conf_dir, conflist)
+
+
+def _shim_pids(address: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and b"containerd-shim" in argv[0] and address.encode() in argv:
+            pids.append(int(entry.name))
+    return pids
+
+
+async def reset_node(data_dir: Path, *, bridge: str = DEFAULT_BRIDGE,
+                     cgroup_root: str = "/kubepods") -> list[str]:
+    """Remove every pod, stop our containerd, unmount, delete the bridge and cgroups.
+
+    Returns notes on what had to be forced (leftover shims, mounts).
+    """
+    notes = []
+    config = containerd_config(data_dir)
+    answered = False
+    if config.address.is_socket():
+        runtime = RemoteRuntime(str(config.address), request_timeout=30)
+        try:
+            for sandbox in await runtime.list_pod_sandboxes():
+                await runtime.stop_pod_sandbox(sandbox.id)
+                await runtime.remove_pod_sandbox(sandbox.id)
+            answered = True
+        except CRIError as e:
+            notes.append(f"could not remove pods: {e.message}")
+        finally:
+            await runtime.close()
+    if answered and config.pid_path.exists():
+        # our containerd answers: adopt it by its pidfile, then stop it by PID
+        containerd = await Containerd.start(config)
+        await containerd.stop()
+    for pid in await asyncio.to_thread(_shim_pids, str(config.address)):
+        notes.append(f"killed leftover shim {pid}")
+        os.kill(pid, signal.SIGKILL)
+    unmounted = await unmount_under(data_dir)
+    if unmounted:
+        notes.append(f"unmounted {unmounted}")
+    await cni.delete_link(bridge)
+    try:
+        remove_cgroup_parent(cgroup_root)
+    except OSError as e:
+        notes.append(f"cgroup {cgroup_root} not removed: {e}")
+    return notes

@@ -1,0 +1,444 @@
+"""Carrying out a pod's actions on the runtime: upstream's kuberuntime SyncPod and KillPod.
+
+Role: `PodSyncer.sync_pod` computes the pod's actions (`actions.compute_pod_actions`)
+and performs them in upstream's order: kill the pod (or single containers), prune
+dead containers, create the sandbox, start the next init container, start regular
+containers, each start going through the restart back-off, the image puller, the
+container config and CreateContainer/StartContainer, with upstream's events
+(SandboxChanged, FailedCreatePodSandBox, Pulled, Created, Started, Failed, BackOff,
+Killing). `kill_pod` stops every running container with a grace period, then the
+sandboxes; `remove_pod` deletes what the runtime still holds of a pod.
+
+Invariants:
+- Every start failure is remembered per pod and container (`start_failures`,
+  upstream's reasonCache) with the waiting reason the status shows
+  (CrashLoopBackOff, ErrImagePull, ImagePullBackOff, CreateContainerConfigError,
+  CreateContainerError, RunContainerError); a successful start clears it.
+- A container instance's restart count is its predecessor's plus one; its log file
+  is `<pod log dir>/<name>/<restart count>.log`; CRI's attempt number equals it.
+- Of a container's dead instances only the newest is kept (for `--previous` logs
+  and lastState); older ones and their log files are removed.
+- `SyncResult.retry_after` says when a back-off ends, so the worker syncs again
+  exactly then.
+- Stopping uses the pod's grace period (deletion's, else the spec's), at least
+  `minimum_grace_period`, unless the caller overrides it.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import logging
+import os
+from pathlib import Path
+from typing import Awaitable, Callable, Protocol
+
+from pyk8s.api.quantities import Quantity
+from pyk8s.client.clock import Clock
+from pyk8s.cri.runtime import CRIError, Image, Runtime
+from pyk8s.kubelet import actions as act
+from pyk8s.kubelet import containers as ctr
+from pyk8s.kubelet import logs, pods, sandboxes
+from pyk8s.kubelet.backoff import Backoff
+from pyk8s.kubelet.podstatus import StartFailure
+from pyk8s.kubelet.pulling import ImagePuller, ImagePullError
+from pyk8s.kubelet.runtimepods import ContainerRecord, RuntimePodStatus
+from pyk8s.kubelet.settings import KubeletSettings
+
+log = logging.getLogger(__name__)
+
+CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
+CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
+CREATE_CONTAINER_ERROR = "CreateContainerError"
+RUN_CONTAINER_ERROR = "RunContainerError"
+MAX_TERMINATION_MESSAGE = 4096  # upstream's MaxContainerTerminationMessageLength
+
+
+class EventSink(Protocol):
+    def __call__(self, pod: dict, event_type: str, reason: str, message: str, *,
+                 field_path: str | None = None) -> None: ...
+
+
+# (pod, container) -> the container's volume mounts as CRI `Mount`s.
+MountsFn = Callable[[dict, dict], Awaitable[list[dict]]]
+
+
+async def _no_volumes(pod: dict, container: dict) -> list[dict]:
+    return []
+
+
+def go_duration(seconds: float) -> str:
+    """A duration as Go prints it: 10s, 1m20s, 5m0s."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, rest = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{rest}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes}m{rest}s"
+
+
+def field_path(pod: dict, name: str) -> str:
+    kind = "initContainers" if any(c["name"] == name for c in pods.init_containers(pod)) \
+        else "containers"
+    return f"spec.{kind}{{{name}}}"
+
+
+def backoff_key(pod: dict, container: dict) -> str:
+    """Upstream's GetStableKey: pod identity, container name and spec hash."""
+    m = pods.meta(pod)
+    return (f"{m.get('name')}_{m.get('namespace')}_{m.get('uid')}_{container['name']}_"
+            f"{pods.container_hash(container)}")
+
+
+@dataclasses.dataclass
+class SyncResult:
+    changed: bool = False  # something was created, started, killed or removed
+    retry_after: float | None = None
+    error: str = ""
+
+    def retry(self, seconds: float) -> None:
+        self.retry_after = seconds if self.retry_after is None \
+            else min(self.retry_after, seconds)
+
+
+class PodSyncer:
+    def __init__(self, runtime: Runtime, settings: KubeletSettings, *, clock: Clock,
+                 events: EventSink, runtime_name: str = "containerd",
+                 config_source: ctr.ConfigSource | None = None,
+                 volume_mounts: MountsFn = _no_volumes,
+                 host_ips: Callable[[], list[str]] = list,
+                 memory_capacity: int = 1 << 34,
+                 allocatable: Callable[[], dict[str, Quantity]] = dict):
+        self.runtime, self.settings, self.clock = runtime, settings, clock
+        self.events, self.runtime_name = events, runtime_name
+        self.config_source = config_source or ctr.NoConfigSource()
+        self.volume_mounts, self.host_ips = volume_mounts, host_ips
+        self.memory_capacity, self.allocatable = memory_capacity, allocatable
+        self.backoff = Backoff(settings.container_backoff_initial,
+                               settings.container_backoff_max, clock=clock)
+        self.puller = ImagePuller(runtime, Backoff(settings.image_backoff_initial,
+                                                   settings.image_backoff_max, clock=clock),
+                                  offline=settings.offline_images)
+        self.start_failures: dict[str, dict[str, StartFailure]] = {}
+        self._resolv_conf: str | None = None
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def _event(self, pod: dict, kind: str, reason: str, message: str,
+               container: str | None = None) -> None:
+        self.events(pod, kind, reason, message,
+                    field_path=field_path(pod, container) if container else None)
+
+    def _fail(self, pod: dict, name: str, reason: str, message: str) -> None:
+        self.start_failures.setdefault(pods.uid(pod), {})[name] = StartFailure(reason, message)
+
+    def _succeeded(self, pod: dict, name: str) -> None:
+        self.start_failures.get(pods.uid(pod), {}).pop(name, None)
+
+    def resolv_conf(self) -> str:
+        if self._resolv_conf is None:
+            try:
+                self._resolv_conf = self.settings.resolv_conf.read_text()
+            except OSError:
+                self._resolv_conf = ""
+        return self._resolv_conf
+
+    def forget(self, uid: str) -> None:
+        """The pod is gone: drop its back-off and failure records."""
+        self.start_failures.pop(uid, None)
+        self.backoff.forget_containing(f"_{uid}_")
+        self.puller.backoff.forget_containing(f"{uid}_")
+
+    # ---- SyncPod -----------------------------------------------------------------------
+
+    async def sync_pod(self, pod: dict, status: RuntimePodStatus, *,
+                       liveness_failed: frozenset[str] = frozenset()) -> SyncResult:
+        result = SyncResult()
+        changes = act.compute_pod_actions(pod, status, liveness_failed=liveness_failed)
+        if changes.create_sandbox and changes.sandbox_id:
+            self._event(pod, "Normal", "SandboxChanged",
+                        "Pod sandbox changed, it will be killed and re-created.")
+        if changes.kill_pod:
+            if status.running_containers or status.ready_sandboxes:
+                await self.kill_pod(pod, status)
+                result.changed = True
+        else:
+            for cid, info in changes.containers_to_kill.items():
+                await self.kill_container(pod, cid, info.name, message=info.message)
+                result.changed = True
+        result.changed |= await self.prune(pod, status)
+
+        sandbox_id, ips = changes.sandbox_id, list(status.ips)
+        sandbox_config = sandboxes.sandbox_config(pod, changes.attempt, self.settings,
+                                                  self.resolv_conf())
+        if changes.create_sandbox:
+            try:
+                sandbox_id, ips = await self._create_sandbox(pod, sandbox_config)
+            except CRIError as e:
+                self._event(pod, "Warning", "FailedCreatePodSandBox",
+                            f"Failed to create pod sandbox: {e.message}")
+                result.error = e.message
+                result.retry(self.settings.container_backoff_initial)
+                return result
+            result.changed = True
+        if pods.is_host_network(pod):
+            ips = self.host_ips()[:1]
+
+        if changes.next_init_container is not None:
+            started = await self._start(pod, changes.next_init_container, pods.INIT, status,
+                                        sandbox_id, sandbox_config, ips, result)
+            if not started:
+                return result
+        for index in changes.containers_to_start:
+            await self._start(pod, pods.containers(pod)[index], pods.REGULAR, status,
+                              sandbox_id, sandbox_config, ips, result)
+        return result
+
+    async def _create_sandbox(self, pod: dict, config: dict) -> tuple[str, list[str]]:
+        directory = sandboxes.pod_dir(self.settings, pods.uid(pod))
+        await asyncio.to_thread(_make_dirs, directory, Path(config["log_directory"]))
+        sandbox_id = await self.runtime.run_pod_sandbox(
+            config, runtime_handler=self.settings.runtime_handler)
+        status = await self.runtime.pod_sandbox_status(sandbox_id)
+        ips = list(status.ips)
+        host_hosts = ""
+        if pods.is_host_network(pod):
+            ips = self.host_ips()[:1]
+            host_hosts = await asyncio.to_thread(_read, Path("/etc/hosts"))
+        text = sandboxes.hosts_file(pod, ips, cluster_domain=self.settings.cluster_domain,
+                                    host_hosts=host_hosts)
+        await asyncio.to_thread(_write, directory / "etc-hosts", text)
+        return sandbox_id, ips
+
+    async def _start(self, pod: dict, container: dict, container_type: str,
+                     status: RuntimePodStatus, sandbox_id: str, sandbox_config: dict,
+                     ips: list[str], result: SyncResult) -> bool:
+        name = container["name"]
+        latest = status.latest(name)
+        if latest is not None and latest.exited:
+            # a restart: wait out the back-off, measured from the last exit
+            key = backoff_key(pod, container)
+            finished = _when(latest.finished_at) or self.clock.now()
+            wait = self.backoff.remaining(key, finished)
+            if wait > 0:
+                message = (f"back-off {go_duration(self.backoff.get(key))} restarting failed "
+                           f"container={name} pod={pods.full_name(pod)}")
+                self._event(pod, "Warning", "BackOff",
+                            f"Back-off restarting failed container {name} in pod "
+                            f"{pods.full_name(pod)}", name)
+                self._fail(pod, name, CRASH_LOOP_BACK_OFF, message)
+                result.retry(wait)
+                return False
+            self.backoff.next(key, finished)
+        try:
+            await self.start_container(pod, container, container_type, status, sandbox_id,
+                                       sandbox_config, ips)
+        except _StartError as e:
+            self._fail(pod, name, e.reason, e.message)
+            result.error = e.message
+            if e.retry_after is not None:
+                result.retry(e.retry_after)
+            return False
+        finally:
+            result.changed = True
+        self._succeeded(pod, name)
+        return True
+
+    async def start_container(self, pod: dict, container: dict, container_type: str,
+                              status: RuntimePodStatus, sandbox_id: str,
+                              sandbox_config: dict, ips: list[str]) -> str:
+        """Pull, configure, create and start one container (startContainer)."""
+        name = container["name"]
+
+        def event(kind: str, reason: str, message: str) -> None:
+            self._event(pod, kind, reason, message, name)
+
+        try:
+            image, image_info = await self.puller.ensure(pods.uid(pod), container, event)
+        except ImagePullError as e:
+            retry = self.puller.backoff.remaining_since_update(
+                f"{pods.uid(pod)}_{container.get('image')}")
+            raise _StartError(e.reason, e.message, retry or None) from None
+        latest = status.latest(name)
+        restart_count = latest.restart_count + 1 if latest is not None else \
+            await asyncio.to_thread(_restart_count_from_logs,
+                                    Path(sandbox_config["log_directory"]) / name)
+        try:
+            config = await self._container_config(pod, container, container_type,
+                                                  restart_count, image, image_info, ips)
+        except ctr.ContainerConfigError as e:
+            event("Warning", "Failed", f"Error: {e}")
+            raise _StartError(CREATE_CONTAINER_CONFIG_ERROR, str(e)) from None
+        try:
+            cid = await self.runtime.create_container(sandbox_id, config, sandbox_config)
+        except CRIError as e:
+            event("Warning", "Failed", f"Error: {e.message}")
+            raise _StartError(CREATE_CONTAINER_ERROR, e.message) from None
+        event("Normal", "Created", f"Created container: {name}")
+        try:
+            await self.runtime.start_container(cid)
+        except CRIError as e:
+            event("Warning", "Failed", f"Error: {e.message}")
+            raise _StartError(RUN_CONTAINER_ERROR, e.message) from None
+        event("Normal", "Started", f"Started container {name}")
+        return cid
+
+    async def _container_config(self, pod: dict, container: dict, container_type: str,
+                                restart_count: int, image: str, image_info: Image | None,
+                                ips: list[str]) -> dict:
+        if image_info is None:
+            image_info = await self.runtime.image_status(image)
+        ctr.check_run_as_non_root(pod, container, image_info.uid if image_info else None,
+                                  image_info.username if image_info else "")
+        env = await ctr.environment(pod, container, source=self.config_source, pod_ips=ips,
+                                    host_ips=self.host_ips(), allocatable=self.allocatable())
+        mounts = list(await self.volume_mounts(pod, container))
+        mounts += await asyncio.to_thread(self._pod_mounts, pod, container, restart_count, ips)
+        namespaces = sandboxes.namespace_options(pod)
+        sc = ctr.effective_security_context(pod, container)
+        seccomp = sandboxes.seccomp_profile(sc.get("seccompProfile"), self.settings) \
+            or {"profile_type": "Unconfined"}
+        return ctr.container_config(
+            pod, container, container_type=container_type, restart_count=restart_count,
+            image=image, mounts=mounts, env=env, namespaces=namespaces,
+            supplemental_groups=sandboxes.supplemental_groups(pod), seccomp=seccomp,
+            memory_capacity=self.memory_capacity)
+
+    def _pod_mounts(self, pod: dict, container: dict, restart_count: int,
+                    ips: list[str]) -> list[dict]:
+        """The termination-message file and the managed /etc/hosts (makeMounts)."""
+        mounts = []
+        directory = sandboxes.pod_dir(self.settings, pods.uid(pod))
+        path = container.get("terminationMessagePath", "/dev/termination-log")
+        if path:
+            host = termination_message_file(self.settings, pods.uid(pod), container["name"],
+                                            restart_count)
+            host.parent.mkdir(parents=True, exist_ok=True)
+            host.touch()
+            os.chmod(host, 0o666)
+            mounts.append({"container_path": path, "host_path": str(host)})
+        hosts = directory / "etc-hosts"
+        if ips and hosts.exists() and not any(
+                m.get("mountPath") == "/etc/hosts" for m in container.get("volumeMounts") or []):
+            mounts.append({"container_path": "/etc/hosts", "host_path": str(hosts)})
+        return mounts
+
+    # ---- killing and removing ----------------------------------------------------------
+
+    def grace_period(self, pod: dict, override: int | None = None) -> int:
+        if override is not None:
+            return max(int(override), 0)
+        return max(pods.termination_grace_period(pod), self.settings.minimum_grace_period)
+
+    async def kill_container(self, pod: dict, cid: str, name: str, *, message: str = "",
+                             grace_override: int | None = None) -> None:
+        self._event(pod, "Normal", "Killing", message or f"Stopping container {name}", name)
+        await self.runtime.stop_container(cid, timeout=self.grace_period(pod, grace_override))
+
+    async def kill_pod(self, pod: dict, status: RuntimePodStatus, *,
+                       grace_override: int | None = None) -> None:
+        """Stop every running container (concurrently, with grace), then the sandboxes."""
+        await asyncio.gather(*(self.kill_container(pod, c.id, c.name,
+                                                   grace_override=grace_override)
+                               for c in status.running_containers))
+        for s in status.sandboxes:
+            await self.runtime.stop_pod_sandbox(s.id)
+
+    async def prune(self, pod: dict, status: RuntimePodStatus) -> bool:
+        """Remove dead instances of each container but the newest (container GC)."""
+        removed = False
+        kept: set[str] = set()
+        for record in status.containers:  # newest first
+            if not record.exited:
+                continue
+            if record.name not in kept:
+                kept.add(record.name)
+                continue
+            await self.remove_container(record)
+            removed = True
+        return removed
+
+    async def remove_container(self, record: ContainerRecord) -> None:
+        await self.runtime.remove_container(record.id)
+        if record.log_path:
+            await asyncio.to_thread(_unlink, Path(record.log_path))
+
+    async def remove_pod(self, uid: str, status: RuntimePodStatus) -> None:
+        """Remove every container and sandbox of pod `uid`, and its log directory."""
+        for record in status.containers:
+            await self.runtime.remove_container(record.id)
+        for s in status.sandboxes:
+            await self.runtime.stop_pod_sandbox(s.id)
+            await self.runtime.remove_pod_sandbox(s.id)
+
+    # ---- termination messages ----------------------------------------------------------
+
+    def termination_messages(self, pod_uid: str, status: RuntimePodStatus
+                             ) -> dict[str, str]:
+        """Messages of exited containers: the file they wrote, or their log's tail."""
+        messages = {}
+        for record in status.containers:
+            if not record.exited or not record.termination_message_path:
+                continue
+            path = termination_message_file(self.settings, pod_uid, record.name,
+                                            record.restart_count)
+            text = _read(path, MAX_TERMINATION_MESSAGE)
+            if not text and record.termination_message_policy == "FallbackToLogsOnError" \
+                    and record.exit_code != 0 and record.log_path:
+                text = logs.tail_text(record.log_path)
+            if text:
+                messages[record.id] = text
+        return messages
+
+
+class _StartError(Exception):
+    def __init__(self, reason: str, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.reason, self.message, self.retry_after = reason, message, retry_after
+
+
+def termination_message_file(settings: KubeletSettings, uid: str, name: str,
+                             restart_count: int) -> Path:
+    return sandboxes.pod_dir(settings, uid) / "containers" / name / str(restart_count)
+
+
+def _when(ns: int) -> datetime.datetime | None:
+    return datetime.datetime.fromtimestamp(ns / 1e9, datetime.timezone.utc) if ns else None
+
+
+def _make_dirs(*directories: Path) -> None:
+    for d in directories:
+        d.mkdir(parents=True, exist_ok=True)
+
+
+def _read(path: Path, limit: int = -1) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit).decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _restart_count_from_logs(directory: Path) -> int:
+    """After the runtime lost a pod's containers: continue after the newest log file."""
+    try:
+        counts = [int(p.stem) for p in directory.glob("*.log") if p.stem.isdigit()]
+    except OSError:
+        return 0
+    return max(counts) + 1 if counts else 0
+
