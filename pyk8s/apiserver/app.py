@@ -56,6 +56,8 @@ class APIServer:
         self.crds = CRDController(self)
         self._register(catalogue.RESOURCES)
         self.security = Security(self, security)
+        from .nodeproxy import KubeletClient
+        self.kubelet_client = KubeletClient(security.data_dir if security else "")
 
     # -- registry ------------------------------------------------------------------
 

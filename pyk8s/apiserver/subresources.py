@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 SCALABLE = {("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets"),
             ("", "replicationcontrollers")}
-NOT_SERVED_HERE = {"log", "exec", "attach", "portforward", "proxy", "token",
+NOT_SERVED_HERE = {"exec", "attach", "portforward", "proxy", "token",
                    "ephemeralcontainers", "resize"}
 
 
@@ -112,6 +112,9 @@ async def serve(server: "APIServer", request: web.Request, info: ResourceInfo,
         return await _evict(store, request, t)
     elif t.subresource == "finalize" and method == "PUT":
         return await _finalize(store, request, t)
+    elif t.subresource == "log" and t.plural == "pods" and method == "GET":
+        from .nodeproxy import serve_log
+        return await serve_log(server, request, t)
     elif t.subresource in NOT_SERVED_HERE:
         # Served by the kubelet and streaming work that has not landed yet.
         raise errors.page_not_found()

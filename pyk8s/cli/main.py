@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 
@@ -46,7 +48,22 @@ def _add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true")
 
 
-async def run_apiserver(args: argparse.Namespace) -> None:
+class RunningAPIServer:
+    """A started API server and what the other components need to reach it."""
+
+    def __init__(self, *, server, runner, data_dir: str, url: str, ca,
+                 admin_kubeconfig: str, component_kubeconfigs: dict[str, str]):
+        self.server, self.runner = server, runner
+        self.data_dir, self.url, self.ca = data_dir, url, ca
+        self.admin_kubeconfig = admin_kubeconfig
+        self.component_kubeconfigs = component_kubeconfigs
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+        await self.server.close()
+
+
+async def start_apiserver(args: argparse.Namespace) -> RunningAPIServer:
     from ..apiserver.app import APIServer
     from ..apiserver.security import SecurityConfig
     from ..pki import ensure_server_tls, kubeconfig, write_kubeconfig
@@ -85,20 +102,58 @@ async def run_apiserver(args: argparse.Namespace) -> None:
     path = args.write_kubeconfig or os.path.join(data_dir, "kubeconfig.yaml")
     host = args.advertise_address if args.bind_address in ("0.0.0.0", "::") \
         else args.bind_address
-    write_kubeconfig(path, kubeconfig(f"https://{host}:{args.https_port}", tls.ca,
-                                      tls.admin))
-    ensure_component_credentials(data_dir, f"https://{host}:{args.https_port}", tls.ca)
-    print(f"pyk8s: API server ready on https://{host}:{args.https_port}", flush=True)
+    url = f"https://{host}:{args.https_port}"
+    write_kubeconfig(path, kubeconfig(url, tls.ca, tls.admin))
+    creds = ensure_component_credentials(data_dir, url, tls.ca)
+    print(f"pyk8s: API server ready on {url}", flush=True)
     print(f"pyk8s: admin kubeconfig written to {path}", flush=True)
-    print(f"pyk8s: try: KUBECONFIG={path} kubectl get namespaces", flush=True)
+    return RunningAPIServer(server=server, runner=runner, data_dir=data_dir, url=url,
+                            ca=tls.ca, admin_kubeconfig=path, component_kubeconfigs=creds)
+
+
+def stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def run_apiserver(args: argparse.Namespace) -> None:
+    stop = stop_event()
+    api = await start_apiserver(args)
+    print(f"pyk8s: try: KUBECONFIG={api.admin_kubeconfig} kubectl get namespaces",
+          flush=True)
     await stop.wait()
     print("pyk8s: shutting down", flush=True)
-    await runner.cleanup()
-    await server.close()
+    await api.close()
+
+
+async def run_component(args: argparse.Namespace) -> None:
+    """One component alone against a running API server (`pyk8s scheduler`, ...)."""
+    stop = stop_event()
+    kubeconfig = args.kubeconfig or os.path.join(os.path.abspath(args.data_dir),
+                                                 "kubeconfig.yaml")
+    if args.command == "controller-manager":
+        from ..controllers import manager
+        coro = manager.run(kubeconfig, leader_elect=args.leader_elect == "true")
+    elif args.command == "scheduler":
+        from ..scheduler import server as scheduler
+        coro = scheduler.run(kubeconfig, leader_elect=args.leader_elect == "true")
+    elif args.command == "proxy":
+        from ..proxy import server as proxy
+        coro = proxy.run(kubeconfig, (args.hostname_override or socket.gethostname()).lower())
+    else:
+        from ..dns import server as dns
+        coro = dns.run(kubeconfig)
+    task = asyncio.ensure_future(coro)
+    waiter = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if not task.done():
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def cmd_kubectl(argv: list[str]) -> int:
@@ -128,15 +183,37 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["kubectl"]:
         return cmd_kubectl(argv[1:])
+    if argv[:1] == ["kubelet"]:
+        from ..kubelet.__main__ import main as kubelet_main
+        return kubelet_main(argv[1:])
     parser = argparse.ArgumentParser(prog="pyk8s", description="Kubernetes, in Python")
     sub = parser.add_subparsers(dest="command", required=True)
     p_server = sub.add_parser("server", help="run the control plane (k3s-style server)")
     _add_server_flags(p_server)
     p_server.add_argument("--disable-agent", action="store_true",
                           help="do not run an embedded node")
+    p_server.add_argument("--node-name", default="", help="the embedded node's name")
+    p_server.add_argument("--node-ip", default="", help="the embedded node's InternalIP")
+    p_server.add_argument("--pod-cidr", default="10.42.0.0/24",
+                          help="the embedded node's pod network (a /24 of --cluster-cidr)")
     p_api = sub.add_parser("apiserver", help="run the API server alone")
     _add_server_flags(p_api)
     sub.add_parser("kubectl", help="run kubectl with this cluster's admin kubeconfig")
+    sub.add_parser("kubelet", help="run a node's kubelet (pyk8s kubelet --help)")
+    for name, what in (("controller-manager", "the controllers"),
+                       ("scheduler", "the scheduler"), ("proxy", "kube-proxy (nftables)"),
+                       ("dns", "cluster DNS on 10.43.0.10")):
+        p = sub.add_parser(name, help=f"run {what} against a running API server")
+        p.add_argument("--data-dir", default=default_data_dir())
+        p.add_argument("--kubeconfig", default="",
+                       help="default: <data-dir>/kubeconfig.yaml")
+        p.add_argument("--leader-elect", default="true", choices=("true", "false"))
+        p.add_argument("--hostname-override", default="")
+        p.add_argument("-v", "--verbose", action="store_true")
+    p_reset = sub.add_parser("reset", help="tear this machine's node down (pods, "
+                                           "containerd, network rules); keeps the data")
+    p_reset.add_argument("--data-dir", default=default_data_dir())
+    p_reset.add_argument("-v", "--verbose", action="store_true")
     p_token = sub.add_parser("token", help="manage node join (bootstrap) tokens")
     token_sub = p_token.add_subparsers(dest="token_command", required=True)
     p_create = token_sub.add_parser("create", help="create a join token and print it")
@@ -154,14 +231,27 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:
         logging.getLogger(__name__).debug("uvloop not installed; using asyncio's loop")
+    if args.command == "reset":
+        from .reset import reset
+        for note in asyncio.run(reset(os.path.abspath(args.data_dir))):
+            print(f"pyk8s: {note}", flush=True)
+        print("pyk8s: node reset", flush=True)
+        return 0
     if args.command == "token":
         print(asyncio.run(create_bootstrap_token(args)), flush=True)
         return 0
-    if args.command in ("server", "apiserver"):
-        if args.command == "server" and not args.disable_agent:
-            print("pyk8s: the embedded node (kubelet) has not landed yet; running the "
-                  "control plane only", flush=True)
+    if args.command == "apiserver":
         asyncio.run(run_apiserver(args))
+        return 0
+    if args.command == "server":
+        from .server import run_server
+
+        async def serve() -> None:
+            await run_server(args, start_apiserver, stop_event())
+        asyncio.run(serve())
+        return 0
+    if args.command in ("controller-manager", "scheduler", "proxy", "dns"):
+        asyncio.run(run_component(args))
         return 0
     parser.print_help()
     return 2
