@@ -1,0 +1,125 @@
+"""The README quick start, run as a new user would: `pyk8s server`, then kubectl.
+
+Real containerd, CNI, nftables and DNS: root only. Traffic goes only to the pods
+and Service this test creates (their addresses are on this machine's pod bridge
+and redirected locally by kube-proxy's rules), and the node is reset afterwards.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from support.cluster import KUBECTL, free_port
+
+pytestmark = pytest.mark.root
+
+
+def wait_for(fn, what: str, deadline: float = 90.0):
+    end = time.monotonic() + deadline
+    last = None
+    while time.monotonic() < end:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("the embedded node needs root (containerd, network)")
+    for tool in ("containerd", "nft", KUBECTL):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed")
+    data_dir = str(tmp_path_factory.mktemp("quickstart"))
+    port = free_port()
+    log = open(os.path.join(data_dir, "server.log"), "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "pyk8s.cli.main", "server", "--data-dir",
+                             data_dir, "--https-port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    env = dict(os.environ, KUBECONFIG=os.path.join(data_dir, "kubeconfig.yaml"),
+               HOME=data_dir)
+
+    def kubectl(*args, check=True, timeout=60):
+        r = subprocess.run([KUBECTL, *args], capture_output=True, text=True, env=env,
+                           timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)}: {r.stdout}{r.stderr}")
+        return r
+    try:
+        def ready():
+            if proc.poll() is not None:
+                raise AssertionError("pyk8s server exited; see " + data_dir + "/server.log")
+            text = open(os.path.join(data_dir, "server.log"), errors="replace").read()
+            return "pyk8s: cluster ready" in text
+        wait_for(ready, "the server to report ready", 120)
+        wait_for(lambda: " Ready " in kubectl("get", "nodes", check=False).stdout,
+                 "the node to be Ready")
+        yield kubectl
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        subprocess.run([sys.executable, "-m", "pyk8s.cli.main", "reset", "--data-dir",
+                        data_dir], capture_output=True, timeout=120)
+
+
+def test_nginx_behind_a_service_answers(server):
+    kubectl = server
+    kubectl("create", "deployment", "nginx", "--image=nginx", "--replicas=2")
+    kubectl("expose", "deployment", "nginx", "--port=80")
+    kubectl("rollout", "status", "deployment/nginx", "--timeout=90s", timeout=100)
+    pods = json.loads(kubectl("get", "pods", "-l", "app=nginx", "-o", "json").stdout)
+    ips = [p["status"]["podIP"] for p in pods["items"]]
+    assert len(ips) == 2 and all(ip.startswith("10.42.") for ip in ips)
+    cluster_ip = kubectl("get", "svc", "nginx", "-o", "jsonpath={.spec.clusterIP}").stdout
+    assert cluster_ip.startswith("10.43.")
+
+    def curl():
+        r = subprocess.run(["curl", "-s", "-m", "5", f"http://{cluster_ip}/"],
+                           capture_output=True, text=True)
+        return "Welcome to nginx!" in r.stdout
+    wait_for(curl, "the ClusterIP to answer", 30)
+    logs = kubectl("logs", "deployment/nginx").stdout
+    assert "nginx" in logs
+
+
+def test_pods_resolve_services_by_name(server):
+    kubectl = server
+    wait_for(lambda: kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=nginx",
+                             "-o", "name", check=False).stdout.strip(), "nginx endpoints")
+    kubectl("run", "client", "--image=busybox", "--restart=Never", "--",
+            "sh", "-c", "wget -qO- http://nginx && nslookup nginx.default.svc.cluster.local")
+
+    def done():
+        phase = kubectl("get", "pod", "client", "-o", "jsonpath={.status.phase}",
+                        check=False).stdout
+        return phase if phase in ("Succeeded", "Failed") else None
+    phase = wait_for(done, "the client pod to finish")
+    out = kubectl("logs", "client").stdout
+    assert phase == "Succeeded", out
+    assert "Welcome to nginx!" in out
+    assert "10.43." in out  # nslookup answered with the ClusterIP
+
+
+def test_scale_and_rolling_update_with_rollback(server):
+    kubectl = server
+    kubectl("scale", "deployment/nginx", "--replicas=3")
+    kubectl("rollout", "status", "deployment/nginx", "--timeout=90s", timeout=100)
+    kubectl("set", "image", "deployment/nginx", "nginx=nginx:1.22")
+    kubectl("rollout", "status", "deployment/nginx", "--timeout=90s", timeout=100)
+    history = kubectl("rollout", "history", "deployment/nginx").stdout
+    assert "2" in history.split()
+    kubectl("rollout", "undo", "deployment/nginx")
+    kubectl("rollout", "status", "deployment/nginx", "--timeout=90s", timeout=100)
+    image = kubectl("get", "deploy", "nginx", "-o",
+                    "jsonpath={.spec.template.spec.containers[0].image}").stdout
+    assert image == "nginx"
