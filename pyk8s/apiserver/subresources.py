@@ -109,7 +109,7 @@ async def serve(server: "APIServer", request: web.Request, info: ResourceInfo,
     elif t.subresource == "binding" and method == "POST":
         return await _bind(store, request, t)
     elif t.subresource == "eviction" and method == "POST":
-        return await _evict(store, request, t)
+        return await _evict(server, store, request, t)
     elif t.subresource == "finalize" and method == "PUT":
         return await _finalize(store, request, t)
     elif t.subresource == "log" and t.plural == "pods" and method == "GET":
@@ -186,13 +186,52 @@ async def _bind(store, request: web.Request, t: Target) -> web.Response:
                              "status": "Success", "code": 201}, 201)
 
 
-async def _evict(store, request: web.Request, t: Target) -> web.Response:
+async def _evict(server: "APIServer", store, request: web.Request, t: Target) -> web.Response:
+    """Delete the pod unless that would break its PodDisruptionBudget (429)."""
+    import datetime
+    from ..api.eviction import check_eviction
+    from ..registry.generic import WriteOptions, prefix_end
     body = decode_body(await request.read(), content_type(request)) or {}
     opts_body = body.get("deleteOptions") or {}
+    dry_run = bool(opts_body.get("dryRun"))
+    pdb_store = server.stores[("policy", "v1", "poddisruptionbudgets")]
+    for _ in range(5):
+        pod, rev = await store.read_latest(t.namespace, t.name)
+        prefix = pdb_store.prefix(t.namespace)
+        pdbs = [o for _, o in pdb_store.cache.items(prefix, prefix_end(prefix))]
+        decision = check_eviction(pod, pdbs, now=datetime.datetime.now(datetime.timezone.utc),
+                                  dry_run=dry_run)
+        if not decision.allowed:
+            return handlers.respond(decision.status, decision.status["code"])
+        if decision.pdb is not None and not dry_run:
+            try:
+                await pdb_store.update(t.namespace, decision.pdb["metadata"]["name"],
+                                       decision.pdb, WriteOptions(), subresource="status")
+            except errors.APIError as err:
+                if err.code == 409:
+                    continue  # the budget changed meanwhile: decide again
+                raise
+        break
+    else:
+        raise errors.conflict("pods", "", t.name, errors.MODIFIED)
+    delete_rv = str(rev) if decision.precondition_rv else None
+    if not dry_run:
+        def add_condition(obj: dict) -> dict:
+            status = obj.setdefault("status", {})
+            conds = [c for c in status.get("conditions") or []
+                     if c.get("type") != "DisruptionTarget"]
+            conds.append(dict(decision.pod_condition, lastTransitionTime=metautil.now()))
+            status["conditions"] = conds
+            return obj
+        patched = await store.patch(t.namespace, t.name, add_condition, WriteOptions(),
+                                    subresource="status")
+        if delete_rv:
+            delete_rv = patched["metadata"]["resourceVersion"]
     await store.delete(t.namespace, t.name, DeleteOptions(
         grace_period=opts_body.get("gracePeriodSeconds"),
         precondition_uid=(opts_body.get("preconditions") or {}).get("uid"),
-        dry_run=bool(opts_body.get("dryRun"))))
+        precondition_rv=delete_rv,
+        dry_run=dry_run))
     return handlers.respond({"kind": "Status", "apiVersion": "v1", "metadata": {},
                              "status": "Success", "code": 201}, 201)
 
