@@ -123,3 +123,31 @@ def test_scale_and_rolling_update_with_rollback(server):
     image = kubectl("get", "deploy", "nginx", "-o",
                     "jsonpath={.spec.template.spec.containers[0].image}").stdout
     assert image == "nginx"
+
+
+def test_crash_loop_back_off_and_previous_logs(server):
+    kubectl = server
+    kubectl("run", "crash", "--image=busybox", "--", "sh", "-c", "echo boom $(date +%s%N); exit 3")
+
+    def backing_off():
+        out = kubectl("get", "pod", "crash", check=False).stdout
+        return "CrashLoopBackOff" in out and out
+    wait_for(backing_off, "CrashLoopBackOff", 120)
+    pod = json.loads(kubectl("get", "pod", "crash", "-o", "json").stdout)
+    status = pod["status"]["containerStatuses"][0]
+    assert status["restartCount"] >= 1
+    assert status["lastState"]["terminated"]["exitCode"] == 3
+    previous = kubectl("logs", "crash", "--previous").stdout
+    assert previous.startswith("boom ")
+    kubectl("delete", "pod", "crash", "--grace-period=1")
+
+
+def test_logs_follow_until_the_container_ends(server):
+    kubectl = server
+    kubectl("run", "counter", "--image=busybox", "--restart=Never", "--",
+            "sh", "-c", "for i in 1 2 3; do echo line $i; sleep 1; done")
+    wait_for(lambda: kubectl("get", "pod", "counter", "-o", "jsonpath={.status.phase}",
+                             check=False).stdout in ("Running", "Succeeded"), "counter to start")
+    out = kubectl("logs", "-f", "counter", timeout=60).stdout
+    assert out.split("\n")[:3] == ["line 1", "line 2", "line 3"]
+    assert kubectl("logs", "counter", "--tail=1").stdout.strip() == "line 3"
