@@ -151,3 +151,14 @@ def test_logs_follow_until_the_container_ends(server):
     out = kubectl("logs", "-f", "counter", timeout=60).stdout
     assert out.split("\n")[:3] == ["line 1", "line 2", "line 3"]
     assert kubectl("logs", "counter", "--tail=1").stdout.strip() == "line 3"
+
+
+def test_drain_evicts_and_uncordon_brings_pods_back(server):
+    kubectl = server
+    node = kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}").stdout
+    out = kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--force",
+                  "--timeout=90s", timeout=120).stdout
+    assert f"node/{node} cordoned" in out and "evicting pod default/nginx-" in out
+    assert kubectl("get", "node", node, "-o", "jsonpath={.spec.unschedulable}").stdout == "true"
+    kubectl("uncordon", node)
+    kubectl("rollout", "status", "deployment/nginx", "--timeout=90s", timeout=100)
