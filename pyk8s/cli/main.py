@@ -156,6 +156,25 @@ async def run_component(args: argparse.Namespace) -> None:
         await task
 
 
+def images(args: argparse.Namespace) -> int:
+    """`pyk8s images import|list` against this node's containerd."""
+    import subprocess
+    from ..kubelet.node import containerd_config
+    from pathlib import Path
+    address = str(containerd_config(Path(os.path.abspath(args.data_dir))).address)
+    if not os.path.exists(address):
+        print(f"pyk8s: no containerd is running for {args.data_dir} (start pyk8s server)",
+              file=sys.stderr)
+        return 1
+    if args.images_command == "list":
+        return subprocess.call(["ctr", "-a", address, "-n", "k8s.io", "images", "ls", "-q"])
+    from ..kubelet.images import import_archive
+    for archive in args.archives:
+        asyncio.run(import_archive(Path(archive), address=address))
+        print(f"pyk8s: imported {archive}", flush=True)
+    return 0
+
+
 def cmd_kubectl(argv: list[str]) -> int:
     data_dir = os.environ.get("PYK8S_DATA_DIR", default_data_dir())
     env = dict(os.environ)
@@ -210,6 +229,17 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--leader-elect", default="true", choices=("true", "false"))
         p.add_argument("--hostname-override", default="")
         p.add_argument("-v", "--verbose", action="store_true")
+    p_check = sub.add_parser("check", help="report what this machine lacks to run pyk8s")
+    p_check.add_argument("--https-port", type=int, default=6443)
+    p_check.add_argument("-v", "--verbose", action="store_true")
+    p_images = sub.add_parser("images", help="import or list the node's images")
+    images_sub = p_images.add_subparsers(dest="images_command", required=True)
+    p_import = images_sub.add_parser("import", help="import OCI or docker archives")
+    p_import.add_argument("archives", nargs="+")
+    p_list = images_sub.add_parser("list", help="list the node's images")
+    for p in (p_import, p_list):
+        p.add_argument("--data-dir", default=default_data_dir())
+        p.add_argument("-v", "--verbose", action="store_true")
     p_reset = sub.add_parser("reset", help="tear this machine's node down (pods, "
                                            "containerd, network rules); keeps the data")
     p_reset.add_argument("--data-dir", default=default_data_dir())
@@ -231,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:
         logging.getLogger(__name__).debug("uvloop not installed; using asyncio's loop")
+    if args.command == "check":
+        from .check import main as check_main
+        return check_main(args.https_port)
+    if args.command == "images":
+        return images(args)
     if args.command == "reset":
         from .reset import reset
         for note in asyncio.run(reset(os.path.abspath(args.data_dir))):

@@ -129,6 +129,10 @@ async def start_control_plane(args, api, comps: Components) -> None:
     say("controller manager started")
     comps.start("scheduler", scheduler.run(creds["scheduler"], leader_elect=True))
     say("scheduler started")
+    from .manifests import watch_manifests
+    manifests = os.path.join(api.data_dir, "server", "manifests")
+    comps.start("manifests", watch_manifests(api.admin_kubeconfig, manifests))
+    say(f"applying manifests from {manifests}")
 
 
 async def start_agent(args, api, comps: Components) -> None:
