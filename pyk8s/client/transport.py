@@ -92,7 +92,11 @@ class _AiohttpStream:
         content = self._resp.content
         while True:
             try:
-                chunk = await asyncio.wait_for(content.readany(), self._read_timeout)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that races with the read finishing, and the watch would
+                # then outlive its informer's stop().
+                async with asyncio.timeout(self._read_timeout):
+                    chunk = await content.readany()
             except asyncio.TimeoutError:
                 raise TransportError(f"no data for {self._read_timeout} s") from None
             except (aiohttp.ClientError, OSError) as err:
