@@ -5,71 +5,13 @@ and Service this test creates (their addresses are on this machine's pod bridge
 and redirected locally by kube-proxy's rules), and the node is reset afterwards.
 """
 import json
-import os
-import shutil
 import subprocess
-import sys
-import time
 
 import pytest
 
-from support.cluster import KUBECTL, free_port
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.root
-
-
-def wait_for(fn, what: str, deadline: float = 90.0):
-    end = time.monotonic() + deadline
-    last = None
-    while time.monotonic() < end:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("the embedded node needs root (containerd, network)")
-    for tool in ("containerd", "nft", KUBECTL):
-        if not shutil.which(tool):
-            pytest.skip(f"{tool} is not installed")
-    data_dir = str(tmp_path_factory.mktemp("quickstart"))
-    port = free_port()
-    log = open(os.path.join(data_dir, "server.log"), "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "pyk8s.cli.main", "server", "--data-dir",
-                             data_dir, "--https-port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    env = dict(os.environ, KUBECONFIG=os.path.join(data_dir, "kubeconfig.yaml"),
-               HOME=data_dir)
-
-    def kubectl(*args, check=True, timeout=60):
-        r = subprocess.run([KUBECTL, *args], capture_output=True, text=True, env=env,
-                           timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)}: {r.stdout}{r.stderr}")
-        return r
-    try:
-        def ready():
-            if proc.poll() is not None:
-                raise AssertionError("pyk8s server exited; see " + data_dir + "/server.log")
-            text = open(os.path.join(data_dir, "server.log"), errors="replace").read()
-            return "pyk8s: cluster ready" in text
-        wait_for(ready, "the server to report ready", 120)
-        wait_for(lambda: " Ready " in kubectl("get", "nodes", check=False).stdout,
-                 "the node to be Ready")
-        yield kubectl
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        subprocess.run([sys.executable, "-m", "pyk8s.cli.main", "reset", "--data-dir",
-                        data_dir], capture_output=True, timeout=120)
 
 
 def test_nginx_behind_a_service_answers(server):
