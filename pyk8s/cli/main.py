@@ -156,6 +156,27 @@ async def run_component(args: argparse.Namespace) -> None:
         await task
 
 
+async def run_agent(args: argparse.Namespace) -> None:
+    """`pyk8s agent`: TLS bootstrap to the node's own identity, then the kubelet."""
+    from pathlib import Path
+    from ..kubelet.bootstrap import bootstrap
+    from ..kubelet.kubelet import run as run_kubelet
+    from ..kubelet.settings import KubeletSettings
+    stop = stop_event()
+    data_dir = os.path.abspath(args.data_dir)
+    node = (args.node_name or socket.gethostname()).lower()
+    kubeconfig = await bootstrap(server=args.server, ca_file=args.ca_file, token=args.token,
+                                 node=node, kubeconfig=os.path.join(
+                                     data_dir, "agent", "kubelet.kubeconfig"))
+    print(f"pyk8s: node {node} has its certificate (system:node:{node})", flush=True)
+    print("pyk8s: kube-proxy and DNS on joined nodes come with multi-node networking; "
+          "this node runs the kubelet", flush=True)
+    settings = KubeletSettings(node_name=node, data_dir=Path(data_dir), pod_cidr=args.pod_cidr,
+                               node_ip=args.node_ip, address="0.0.0.0")
+    await run_kubelet(settings, kubeconfig=kubeconfig, client_ca=args.ca_file, stop=stop,
+                      started=lambda _k: print(f"pyk8s: node {node} ready", flush=True))
+
+
 def images(args: argparse.Namespace) -> int:
     """`pyk8s images import|list` against this node's containerd."""
     import subprocess
@@ -229,6 +250,18 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--leader-elect", default="true", choices=("true", "false"))
         p.add_argument("--hostname-override", default="")
         p.add_argument("-v", "--verbose", action="store_true")
+    p_agent = sub.add_parser("agent", help="join this machine to a cluster as a node "
+                                           "(TLS bootstrap with a join token)")
+    p_agent.add_argument("--server", required=True, help="https://host:port of the cluster")
+    p_agent.add_argument("--token", required=True, help="a join token (pyk8s token create)")
+    p_agent.add_argument("--ca-file", required=True,
+                         help="the cluster CA (server's <data-dir>/server/tls/server-ca.crt)")
+    p_agent.add_argument("--data-dir", default=default_data_dir())
+    p_agent.add_argument("--node-name", default="")
+    p_agent.add_argument("--node-ip", default="")
+    p_agent.add_argument("--pod-cidr", default="",
+                         help="default: the one the control plane assigns")
+    p_agent.add_argument("-v", "--verbose", action="store_true")
     p_check = sub.add_parser("check", help="report what this machine lacks to run pyk8s")
     p_check.add_argument("--https-port", type=int, default=6443)
     p_check.add_argument("-v", "--verbose", action="store_true")
@@ -261,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:
         logging.getLogger(__name__).debug("uvloop not installed; using asyncio's loop")
+    if args.command == "agent":
+        asyncio.run(run_agent(args))
+        return 0
     if args.command == "check":
         from .check import main as check_main
         return check_main(args.https_port)
