@@ -123,6 +123,7 @@ class VolumeManager:
         self.settings, self.client, self.clock = settings, client, clock
         self.allocatable = allocatable
         self._tokens: dict[tuple[str, str], tuple[str, float, float]] = {}
+        self._claims: dict[tuple[str, str], Path] = {}  # (pod uid, volume) -> PV path
 
     def volume_dir(self, uid: str, kind: str, name: str) -> Path:
         return self.settings.pods_dir / uid / "volumes" / PLUGINS[kind] / name
@@ -139,6 +140,8 @@ class VolumeManager:
             await self._empty_dir(uid, name, volume["emptyDir"] or {})
         elif "hostPath" in volume:
             await asyncio.to_thread(_host_path, volume["hostPath"])
+        elif "persistentVolumeClaim" in volume:
+            self._claims[(uid, name)] = await self._claim_path(pod, volume)
         elif any(k in volume for k in ("configMap", "secret", "downwardAPI", "projected")):
             kind = next(k for k in ("configMap", "secret", "downwardAPI", "projected")
                         if k in volume)
@@ -153,6 +156,31 @@ class VolumeManager:
             kind = next((k for k in volume if k != "name"), "unknown")
             raise VolumeError(f"volume \"{name}\": {kind} volumes are not supported "
                               "on this node")
+
+    async def _claim_path(self, pod: dict, volume: dict) -> Path:
+        """The node path of a bound claim's volume (hostPath or local PVs, as the
+        local-path provisioner makes them)."""
+        claim_name = volume["persistentVolumeClaim"].get("claimName", "")
+        namespace = pod["metadata"]["namespace"]
+        try:
+            claim = await self.client.get(resources.PERSISTENTVOLUMECLAIMS, claim_name,
+                                          namespace=namespace)
+        except ApiError as err:
+            if is_not_found(err):
+                raise VolumeError(f'persistentvolumeclaim "{claim_name}" not found') from None
+            raise
+        pv_name = (claim.get("spec") or {}).get("volumeName")
+        if (claim.get("status") or {}).get("phase") != "Bound" or not pv_name:
+            raise VolumeError(f'persistentvolumeclaim "{claim_name}" is not bound')
+        pv = await self.client.get(resources.PERSISTENTVOLUMES, pv_name)
+        spec = pv.get("spec") or {}
+        source = spec.get("hostPath") or spec.get("local")
+        if not source or not source.get("path"):
+            raise VolumeError(f'volume "{pv_name}" of claim "{claim_name}" has no node path '
+                              "(only hostPath and local volumes are supported on this node)")
+        path = Path(source["path"])
+        await asyncio.to_thread(path.mkdir, parents=True, exist_ok=True)
+        return path
 
     async def _empty_dir(self, uid: str, name: str, source: dict) -> None:
         path = self.volume_dir(uid, "emptyDir", name)
@@ -283,6 +311,11 @@ class VolumeManager:
     def _host_path(self, uid: str, volume: dict) -> Path:
         if "hostPath" in volume:
             return Path(volume["hostPath"]["path"])
+        if "persistentVolumeClaim" in volume:
+            path = self._claims.get((uid, volume["name"]))
+            if path is None:
+                raise VolumeError(f"volume \"{volume['name']}\" is not set up yet")
+            return path
         kind = next(k for k in PLUGINS if k in volume)
         return self.volume_dir(uid, kind, volume["name"])
 
@@ -296,6 +329,8 @@ class VolumeManager:
                 await _run("umount", path)
         for key in [k for k in self._tokens if k[0] == uid]:
             del self._tokens[key]
+        for key in [k for k in self._claims if k[0] == uid]:
+            del self._claims[key]
 
 
 def _mount_points(base: Path) -> list[str]:
