@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -231,6 +232,8 @@ def main() -> None:
     p.add_argument("--pods", type=int, default=10000)
     p.add_argument("--scenarios", default="plain,spread")
     p.add_argument("--concurrency", type=int, default=50)
+    # On SIGTERM (e.g. a timeout) unwind normally so the servers started here stop too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     asyncio.run(run(p.parse_args()))
 
 

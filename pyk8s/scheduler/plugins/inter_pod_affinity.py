@@ -183,23 +183,24 @@ class InterPodAffinity:
 
     def _process_existing(self, scores: dict, pi: PodInfo, existing: PodInfo, labels: dict, pod: dict,
                           ns_labels: Any) -> None:
-        def process(term: AffinityTerm, weight: int, target: dict, sign: int) -> None:
-            if term.topology_key in labels and term.matches(target, ns_labels):
-                by_value = scores.setdefault(term.topology_key, {})
-                value = labels[term.topology_key]
-                by_value[value] = by_value.get(value, 0) + weight * sign
-
-        for w in pi.preferred_affinity_terms:
-            process(w.term, w.weight, existing.pod, 1)
-        for w in pi.preferred_anti_affinity_terms:
-            process(w.term, w.weight, existing.pod, -1)
+        # Hot loop (every pod on every node when the pod has preferred terms): no
+        # closures, and existing pods without terms cost one attribute check.
+        for terms, target, sign in ((pi.preferred_affinity_terms, existing.pod, 1),
+                                    (pi.preferred_anti_affinity_terms, existing.pod, -1),
+                                    (existing.preferred_affinity_terms, pod, 1),
+                                    (existing.preferred_anti_affinity_terms, pod, -1)):
+            for w in terms:
+                term = w.term
+                if term.topology_key in labels and term.matches(target, ns_labels):
+                    by_value = scores.setdefault(term.topology_key, {})
+                    value = labels[term.topology_key]
+                    by_value[value] = by_value.get(value, 0) + w.weight * sign
         if self.hard_pod_affinity_weight > 0:
             for term in existing.required_affinity_terms:
-                process(term, self.hard_pod_affinity_weight, pod, 1)
-        for w in existing.preferred_affinity_terms:
-            process(w.term, w.weight, pod, 1)
-        for w in existing.preferred_anti_affinity_terms:
-            process(w.term, w.weight, pod, -1)
+                if term.topology_key in labels and term.matches(pod, ns_labels):
+                    by_value = scores.setdefault(term.topology_key, {})
+                    value = labels[term.topology_key]
+                    by_value[value] = by_value.get(value, 0) + self.hard_pod_affinity_weight
 
     def score(self, state: Any, pod: dict, node_info: Any) -> tuple[int, Status | None]:
         scores = state.get(_PRE_SCORE_KEY) or {}
