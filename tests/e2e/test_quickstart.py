@@ -104,3 +104,19 @@ def test_drain_evicts_and_uncordon_brings_pods_back(server):
     assert kubectl("get", "node", node, "-o", "jsonpath={.spec.unschedulable}").stdout == "true"
     kubectl("uncordon", node)
     kubectl("rollout", "status", "deployment/nginx", "--timeout=90s", timeout=100)
+
+
+def test_drain_respects_a_disruption_budget(server):
+    kubectl = server
+    node = kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}").stdout
+    kubectl("create", "pdb", "nginx", "--selector=app=nginx", "--min-available=100%")
+    wait_for(lambda: kubectl("get", "pdb", "nginx", "-o",
+                             "jsonpath={.status.observedGeneration}").stdout == "1",
+             "the disruption controller to observe the budget")
+    r = kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--force",
+                "--pod-selector=app=nginx", "--timeout=8s", check=False, timeout=60)
+    assert r.returncode != 0
+    assert "Cannot evict pod as it would violate the pod's disruption budget." in r.stderr
+    assert len(kubectl("get", "pods", "-l", "app=nginx", "-o", "name").stdout.split()) >= 2
+    kubectl("uncordon", node)
+    kubectl("delete", "pdb", "nginx")
