@@ -34,7 +34,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ..api import meta as metautil
 from ..registry.generic import WriteOptions
-from . import errors, handlers
+from ..api import errors
+from . import handlers
 from .admission.certificates import (parse_csr, subject_cn, subject_organizations,
                                      validate_approval)
 from .authn import NODE_PREFIX, NODES_GROUP, UserInfo

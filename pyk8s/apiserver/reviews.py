@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ..registry.catalogue import ResourceInfo
-from . import errors, handlers
+from ..api import errors
+from . import handlers
 from .authn import NODE_PREFIX, NODES_GROUP, TokenInvalid, UserInfo, node_name, token_user
 from .authz import Attributes, authorize
 from .requests import Target, content_type, decode_body

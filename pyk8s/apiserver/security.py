@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 import orjson
 from aiohttp import web
 
-from . import authn, authz, errors
+from ..api import errors
+from . import authn, authz
 from .admission import ORDER, Chain
 from .authn import UserInfo
 from .authz import Attributes

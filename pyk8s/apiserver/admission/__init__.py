@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from .. import errors
+from ...api import errors
 from ..authn import UserInfo
 from ..authz import forbidden_error
 

@@ -17,7 +17,7 @@ import base64
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from .. import errors
+from ...api import errors
 from . import Plugin, Request
 
 GROUP = "certificates.k8s.io"

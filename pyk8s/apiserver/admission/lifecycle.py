@@ -7,7 +7,7 @@ access reviews are exempt.
 """
 from __future__ import annotations
 
-from .. import errors
+from ...api import errors
 from . import Plugin, Request
 
 IMMORTAL = ("default", "kube-system", "kube-public")

@@ -9,7 +9,7 @@ tokens only bound to a pod running on that node; PVC status only.
 """
 from __future__ import annotations
 
-from .. import errors
+from ...api import errors
 from ..authn import node_name
 from . import Plugin, Request
 

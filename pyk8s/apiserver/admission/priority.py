@@ -8,7 +8,7 @@ two system classes exist from the first start (``bootstrap_classes``).
 """
 from __future__ import annotations
 
-from .. import errors
+from ...api import errors
 from ...registry.generic import WriteOptions
 from . import Plugin, Request
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from ...api.quantities import Quantity, QuantityError, parse_quantity
 from ...registry.generic import WriteOptions
-from .. import errors
+from ...api import errors
 from . import Plugin, Request
 from .limitranger import pod_totals
 

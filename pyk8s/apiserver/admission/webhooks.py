@@ -30,7 +30,7 @@ import aiohttp
 import orjson
 
 from ...api import jsonpatch, selectors
-from .. import errors
+from ...api import errors
 from . import Plugin, Request
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from .. import errors
+from ...api import errors
 from ..authn import MASTERS, UserInfo
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ...api import selectors
 from ...registry.generic import WriteOptions
-from .. import errors
+from ...api import errors
 
 if TYPE_CHECKING:
     from ..app import APIServer

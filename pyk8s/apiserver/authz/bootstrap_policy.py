@@ -17,7 +17,7 @@ import copy
 import logging
 from typing import TYPE_CHECKING
 
-from .. import errors
+from ...api import errors
 from ...registry.generic import WriteOptions
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ import json
 from typing import TYPE_CHECKING, Iterator
 
 from ...storage import EventType
-from .. import errors
+from ...api import errors
 from ..authn import MASTERS, SA_PREFIX, UserInfo
 from . import Attributes, forbidden_error
 
