@@ -156,6 +156,17 @@ async def run_component(args: argparse.Namespace) -> None:
         await task
 
 
+async def run_hollow(args: argparse.Namespace) -> None:
+    """`pyk8s hollow-nodes`: N simulated nodes until Ctrl-C (they stay registered)."""
+    from ..kubelet.hollow import run_hollow_nodes
+    stop = stop_event()
+    kubeconfig = args.kubeconfig or os.path.join(os.path.abspath(args.data_dir),
+                                                 "kubeconfig.yaml")
+    print(f"pyk8s: running {args.count} hollow nodes ({args.prefix}0...); Ctrl-C stops "
+          f"them; kubectl delete nodes -l pyk8s.io/hollow-node=true removes them", flush=True)
+    await run_hollow_nodes(kubeconfig, count=args.count, prefix=args.prefix, stop=stop)
+
+
 async def run_agent(args: argparse.Namespace) -> None:
     """`pyk8s agent`: TLS bootstrap to the node's own identity, then the kubelet."""
     from pathlib import Path
@@ -262,6 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     p_agent.add_argument("--pod-cidr", default="",
                          help="default: the one the control plane assigns")
     p_agent.add_argument("-v", "--verbose", action="store_true")
+    p_hollow = sub.add_parser("hollow-nodes", help="simulated nodes that run pods through "
+                                                  "a fake runtime (scale tests)")
+    p_hollow.add_argument("--count", type=int, required=True)
+    p_hollow.add_argument("--prefix", default="hollow-node-")
+    p_hollow.add_argument("--data-dir", default=default_data_dir())
+    p_hollow.add_argument("--kubeconfig", default="", help="default: <data-dir>/kubeconfig.yaml")
+    p_hollow.add_argument("-v", "--verbose", action="store_true")
     p_check = sub.add_parser("check", help="report what this machine lacks to run pyk8s")
     p_check.add_argument("--https-port", type=int, default=6443)
     p_check.add_argument("-v", "--verbose", action="store_true")
@@ -294,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:
         logging.getLogger(__name__).debug("uvloop not installed; using asyncio's loop")
+    if args.command == "hollow-nodes":
+        asyncio.run(run_hollow(args))
+        return 0
     if args.command == "agent":
         asyncio.run(run_agent(args))
         return 0

@@ -8,7 +8,10 @@ Modules, from the outside in:
 - `workers`: one task per pod through syncing, terminating, terminated;
 - `syncing`: SyncPod/KillPod on the runtime; `actions`: computePodActions;
   `pulling`: image pull policy and back-off; `backoff`: the per-key back-off;
-- `sandboxes`, `containers`: pod and container -> CRI configs; `volumes`: pod volumes;
+- `sandboxes`, `containers`: pod and container -> CRI configs (the environment with
+  service variables too); `volumes`: pod volumes;
+- `probing`: probe workers and their verdicts; `probes`: running one probe (exec,
+  httpGet, tcpSocket, grpc via `pyk8s.cri.health`); `hooks`: postStart/preStop;
 - `runtimepods`: what the runtime holds for a pod; `podstatus`: the API status;
   `statusmanager`: writing it; `nodestatus`, `nodelease`: the Node and its Lease;
 - `logs`, `server`: CRI log files and the HTTPS endpoint serving them;

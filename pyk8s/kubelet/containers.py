@@ -2,7 +2,8 @@
 
 Role: turn one container of a pod into a `ContainerConfig` dict: command and args
 with `$(VAR)` expansion, the environment (values, fieldRef, resourceFieldRef,
-configMapKeyRef/secretKeyRef and envFrom through a `ConfigSource`), working dir,
+configMapKeyRef/secretKeyRef and envFrom through a `ConfigSource`, the service
+variables `<SVC>_SERVICE_HOST/PORT` and docker links), working dir,
 mounts (volumes resolved by the caller, the termination-message file, the managed
 /etc/hosts), log path `<name>/<restartCount>.log`, labels and annotations,
 `LinuxContainerResources` (cpu shares/quota, memory limit, OOM score by QoS) and
@@ -21,7 +22,8 @@ from __future__ import annotations
 
 import base64
 import math
-from typing import Mapping, Protocol
+import re
+from typing import Callable, Mapping, Protocol
 
 from pyk8s.api.quantities import Quantity, parse_quantity
 from pyk8s.kubelet import pods
@@ -168,21 +170,100 @@ async def _source(kind: str, ref: dict, namespace: str, source: ConfigSource
     return _decode(obj) if kind == "secret" else dict(obj.get("data") or {})
 
 
+ENV_VAR_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+MASTER_SERVICE_NAMESPACE, MASTER_SERVICE = "default", "kubernetes"
+
+
+def _env_name(name: str) -> str:
+    return name.replace("-", "_").upper()
+
+
+def service_environment(services: list[dict]) -> dict[str, str]:
+    """`<SVC>_SERVICE_HOST/PORT` and docker-link variables (kubelet/envvars FromServices)."""
+    env: dict[str, str] = {}
+    for svc in sorted(services, key=lambda s: pods.meta(s).get("name", "")):
+        spec = svc.get("spec") or {}
+        ip, ports = spec.get("clusterIP") or "", spec.get("ports") or []
+        if ip in ("", "None") or not ports:
+            continue
+        prefix = _env_name(pods.meta(svc).get("name", ""))
+        env[f"{prefix}_SERVICE_HOST"] = ip
+        env[f"{prefix}_SERVICE_PORT"] = str(ports[0].get("port"))
+        for p in ports:  # only the first may be unnamed
+            if p.get("name"):
+                env[f"{prefix}_SERVICE_PORT_{_env_name(p['name'])}"] = str(p.get("port"))
+        for i, p in enumerate(ports):
+            protocol = (p.get("protocol") or "TCP").lower()
+            host_port = f"[{ip}]:{p.get('port')}" if ":" in ip else f"{ip}:{p.get('port')}"
+            if i == 0:  # docker special-cases the first port
+                env[f"{prefix}_PORT"] = f"{protocol}://{host_port}"
+            port_prefix = f"{prefix}_PORT_{p.get('port')}_{protocol.upper()}"
+            env[port_prefix] = f"{protocol}://{host_port}"
+            env[f"{port_prefix}_PROTO"] = protocol
+            env[f"{port_prefix}_PORT"] = str(p.get("port"))
+            env[f"{port_prefix}_ADDR"] = ip
+    return env
+
+
+def pod_services(pod: dict, services: list[dict]) -> list[dict]:
+    """The services whose variables a pod gets (getServiceEnvVarMap).
+
+    The `kubernetes` service of `default` always; the pod's namespace's services
+    when `enableServiceLinks` (default true), a same-named one of them winning.
+    """
+    namespace = pods.meta(pod).get("namespace", "")
+    links = pods.spec(pod).get("enableServiceLinks")
+    chosen: dict[str, dict] = {}
+    for svc in services:
+        m = pods.meta(svc)
+        name = m.get("name", "")
+        if m.get("namespace") == MASTER_SERVICE_NAMESPACE and name == MASTER_SERVICE:
+            chosen.setdefault(name, svc)
+        elif m.get("namespace") == namespace and links is not False:
+            chosen[name] = svc
+    return list(chosen.values())
+
+
+WarnFn = Callable[[str, str], None]  # (reason, message): a Warning event on the pod
+
+
 async def environment(pod: dict, container: dict, *, source: ConfigSource,
                       pod_ips: list[str], host_ips: list[str],
-                      allocatable: Mapping[str, Quantity]) -> dict[str, str]:
-    """The container's environment, in upstream's order (envFrom, then env)."""
+                      allocatable: Mapping[str, Quantity],
+                      services: list[dict] | None = (),
+                      warn: WarnFn = lambda reason, message: None) -> dict[str, str]:
+    """The container's environment, in upstream's order (envFrom, then env, then services).
+
+    `services` is every Service the node knows (None: not listed yet, an error as
+    upstream); `$(VAR)` in values sees the variables defined before and the
+    service variables.
+    """
+    if services is None:
+        raise ContainerConfigError("services have not yet been read at least once, cannot "
+                                   "construct envvars")
     namespace = pods.meta(pod).get("namespace", "")
+    service_env = service_environment(pod_services(pod, list(services)))
     env: dict[str, str] = {}
     for item in container.get("envFrom") or []:
         kind = "configMap" if "configMapRef" in item else "secret"
-        data = await _source(kind, item.get(f"{kind}Ref") or {}, namespace, source)
+        ref = item.get(f"{kind}Ref") or {}
+        data = await _source(kind, ref, namespace, source)
+        invalid = []
         for key, value in (data or {}).items():
-            env[(item.get("prefix") or "") + key] = value
+            key = (item.get("prefix") or "") + key
+            if not ENV_VAR_NAME.fullmatch(key):
+                invalid.append(key)
+                continue
+            env[key] = value
+        if invalid:
+            warn("InvalidEnvironmentVariableNames",
+                 f"Keys [{', '.join(sorted(invalid))}] from the EnvFrom {kind} "
+                 f"{namespace}/{ref.get('name', '')} were skipped since they are considered "
+                 "invalid environment variable names.")
     for var in container.get("env") or []:
         name = var["name"]
         if "valueFrom" not in var:
-            env[name] = expand(var.get("value", ""), env)
+            env[name] = expand(var.get("value", ""), env, service_env)
             continue
         value_from = var["valueFrom"]
         if "fieldRef" in value_from:
@@ -205,6 +286,8 @@ async def environment(pod: dict, container: dict, *, source: ConfigSource,
                 raise ContainerConfigError(
                     f"couldn't find key {key} in {label} {namespace}/{ref.get('name')}")
             env[name] = data[key]
+    for key, value in service_env.items():
+        env.setdefault(key, value)
     return env
 
 

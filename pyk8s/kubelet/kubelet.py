@@ -38,6 +38,8 @@ from pyk8s.kubelet import logs, nodestatus, pods, podstatus, runtimepods, sandbo
 from pyk8s.kubelet.logs import LogOptions
 from pyk8s.kubelet.nodelease import NodeLease
 from pyk8s.kubelet.nodestatus import MachineInfo, NodeStatusReporter
+from pyk8s.kubelet.probes import NetworkProbes, ProbeNetwork, Prober
+from pyk8s.kubelet.probing import LIVENESS, STARTUP, ProbeManager
 from pyk8s.kubelet.server import LogError
 from pyk8s.kubelet.settings import KubeletSettings
 from pyk8s.kubelet.statusmanager import StatusManager
@@ -75,7 +77,8 @@ class Kubelet:
                  machine: MachineInfo, node_ip: str, clock: Clock = REAL_CLOCK,
                  runtime_name: str = "containerd", events: EventBroadcaster | None = None,
                  remove_cgroup: Callable[[str], None] = lambda parent: None,
-                 read_machine: Callable[[], MachineInfo] | None = None):
+                 read_machine: Callable[[], MachineInfo] | None = None,
+                 probe_network: ProbeNetwork | None = None):
         self.settings, self.client, self.runtime = settings, client, runtime
         self.clock, self.runtime_name, self.node_ip = clock, runtime_name, node_ip
         self.machine_info = machine
@@ -86,14 +89,21 @@ class Kubelet:
         self.recorder = self.broadcaster.new_recorder("kubelet", host=settings.node_name)
         self.pods_by_uid: dict[str, dict] = {}
         allocatable = self.allocatable
+        network = probe_network or NetworkProbes()
+        # the service variables of the environment (upstream's service lister)
+        self.service_informer = SharedInformer(client, resources.SERVICES, clock=clock)
         self.volumes = VolumeManager(settings, client, clock=clock, allocatable=allocatable)
         self.syncer = PodSyncer(runtime, settings, clock=clock, events=self._event,
                                 runtime_name=runtime_name, config_source=ApiConfigSource(client),
                                 volume_mounts=self.volumes.mounts, host_ips=self.host_ips,
-                                memory_capacity=machine.memory, allocatable=allocatable)
+                                memory_capacity=machine.memory, allocatable=allocatable,
+                                probe_network=network, services=self._services)
         self.status_manager = StatusManager(client, clock=clock, get_pod=self.pods_by_uid.get,
                                             sync_period=settings.status_sync_period)
         self.workers = PodWorkers(self, clock=clock, resync_period=settings.sync_frequency)
+        self.probes = ProbeManager(Prober(runtime, network, self._event), clock=clock,
+                                   get_status=self.status_manager.get,
+                                   get_pod=self.pods_by_uid.get, wake=self.workers.wake)
         self.informer = SharedInformer(client, resources.PODS,
                                        field_selector=f"spec.nodeName={settings.node_name}",
                                        clock=clock)
@@ -114,6 +124,10 @@ class Kubelet:
 
     def host_ips(self) -> list[str]:
         return [self.node_ip] if self.node_ip else []
+
+    def _services(self) -> list[dict] | None:
+        informer = self.service_informer
+        return informer.store.list() if informer.has_synced else None
 
     def _event(self, pod: dict, kind: str, reason: str, message: str, *,
                field_path: str | None = None) -> None:
@@ -180,12 +194,15 @@ class Kubelet:
                           "node status": self.node_status.run(), "node lease": self.lease.run()}
             self._tasks = [asyncio.create_task(c, name=f"kubelet {n}")
                            for n, c in background.items()]
+        self.service_informer.start()
         self.informer.start()
 
     async def stop(self) -> None:
         """Stop the loops; pods keep running (a restarted kubelet adopts them)."""
         await self.informer.stop()
+        await self.service_informer.stop()
         await self.workers.stop()
+        await self.probes.stop()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -211,13 +228,15 @@ class Kubelet:
         return podstatus.generate(
             pod, status, old=old, terminal=terminal, runtime_name=self.runtime_name,
             host_ips=self.host_ips(), start_failures=self.syncer.start_failures.get(uid, {}),
-            termination_messages=messages)
+            termination_messages=messages, ready=lambda c: self.probes.ready(uid, c),
+            started=lambda c: self.probes.started(uid, c))
 
     async def _report(self, pod: dict, *, terminal: bool = False
                       ) -> tuple[runtimepods.RuntimePodStatus, dict]:
         status = await self._runtime_status(pod)
         api_status = await self._generate(pod, status, terminal=terminal)
         self.status_manager.set_pod_status(pod, api_status)
+        self.probes.status_updated(pods.uid(pod))
         return status, api_status
 
     async def sync_pod(self, pod: dict) -> SyncOutcome:
@@ -236,16 +255,22 @@ class Kubelet:
             self._event(pod, "Warning", "FailedMount",
                         f"MountVolume.SetUp failed: {e}")
             raise
-        result = await self.syncer.sync_pod(pod, status)
+        self.probes.add_pod(pod)
+        result = await self.syncer.sync_pod(pod, status,
+                                            liveness_failed=self.probes.failed(LIVENESS),
+                                            startup_failed=self.probes.failed(STARTUP))
         if result.changed:
             await self._report(pod)
         retry = result.retry_after
+        if result.error and retry is None:
+            retry = self.settings.sync_error_retry
         refresh = self.volumes.next_token_refresh(pods.uid(pod))
         if refresh is not None:
             retry = refresh if retry is None else min(retry, refresh)
         return SyncOutcome(retry_after=retry)
 
     async def sync_terminating_pod(self, pod: dict, grace_period: int) -> None:
+        self.probes.stop_liveness_and_startup(pods.uid(pod))
         status, _ = await self._report(pod)
         await self.syncer.kill_pod(pod, status, grace_override=grace_period)
         status = await self._runtime_status(pod)
@@ -256,12 +281,14 @@ class Kubelet:
                                                                      terminal=True))
 
     async def sync_terminated_pod(self, pod: dict) -> None:
+        self.probes.remove_pod(pods.uid(pod))
         await self._report(pod, terminal=True)
         await self.volumes.teardown(pods.uid(pod))
         self._remove_cgroup(pod)
         self.status_manager.terminate_pod(pod)
 
     async def pod_removed(self, uid: str, pod: dict) -> None:
+        self.probes.remove_pod(uid)
         status = await runtimepods.get_pod_status(self.runtime, uid)
         if status.running_containers:
             await self.syncer.kill_pod(pod, status, grace_override=1)

@@ -186,21 +186,28 @@ def _copy(value):
 
 
 def set_readiness(statuses: list[dict], *, init: bool,
-                  ready: Callable[[dict], bool | None]) -> None:
+                  ready: Callable[[dict], bool | None],
+                  started: Callable[[dict], bool | None] = lambda s: None) -> None:
     """ready/started as the probe manager sets them (no probe: ready once running).
 
     `ready(status)` answers a readiness probe's verdict for a running container, or
-    None when it has no readiness probe.
+    None when it has no readiness probe; `started(status)` likewise for the startup
+    probe. A container that has not started is not ready.
     """
     for s in statuses:
         state = s.get("state") or {}
         running = "running" in state
-        s["started"] = running
         if init:
+            s["started"] = running
             terminated = state.get("terminated")
             s["ready"] = bool(terminated and terminated.get("exitCode") == 0)
             continue
-        verdict = ready(s) if running else False
+        began = started(s) if running else False
+        s["started"] = running if began is None else bool(began)
+        if not s["started"]:
+            s["ready"] = False
+            continue
+        verdict = ready(s)
         s["ready"] = running if verdict is None else bool(verdict)
 
 
@@ -365,7 +372,8 @@ def generate(pod: dict, status: RuntimePodStatus, *, old: dict, terminal: bool,
              runtime_name: str, host_ips: list[str],
              start_failures: Mapping[str, StartFailure] | None = None,
              termination_messages: Mapping[str, str] | None = None,
-             ready: Callable[[dict], bool | None] = lambda s: None) -> dict:
+             ready: Callable[[dict], bool | None] = lambda s: None,
+             started: Callable[[dict], bool | None] = lambda s: None) -> dict:
     """The pod's status as the kubelet writes it (before the status manager's touches).
 
     `old` is the status manager's last status for the pod, or the API's.
@@ -384,7 +392,7 @@ def generate(pod: dict, status: RuntimePodStatus, *, old: dict, terminal: bool,
     s["containerStatuses"] = container_statuses(
         pod, status, old.get("containerStatuses") or [], pods.containers(pod), init=False,
         **common)
-    set_readiness(s["containerStatuses"], init=False, ready=ready)
+    set_readiness(s["containerStatuses"], init=False, ready=ready, started=started)
     if pods.init_containers(pod):
         s["initContainerStatuses"] = container_statuses(
             pod, status, old.get("initContainerStatuses") or [], pods.init_containers(pod),

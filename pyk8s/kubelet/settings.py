@@ -44,6 +44,9 @@ class KubeletSettings:
     # pod workers and the PLEG
     sync_frequency: float = 60.0
     relist_period: float = 1.0
+    # a sync that failed to start a container (config or create errors) is retried
+    # after upstream's pod worker backOffPeriod
+    sync_error_retry: float = 10.0
     housekeeping_period: float = 2.0
     container_backoff_initial: float = 10.0
     container_backoff_max: float = 300.0

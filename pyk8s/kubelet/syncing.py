@@ -6,14 +6,17 @@ dead containers, create the sandbox, start the next init container, start regula
 containers, each start going through the restart back-off, the image puller, the
 container config and CreateContainer/StartContainer, with upstream's events
 (SandboxChanged, FailedCreatePodSandBox, Pulled, Created, Started, Failed, BackOff,
-Killing). `kill_pod` stops every running container with a grace period, then the
-sandboxes; `remove_pod` deletes what the runtime still holds of a pod.
+Killing), the postStart hook after a start (FailedPostStartHook kills the container)
+and the preStop hook before a stop, paid out of the grace period (`hooks`).
+`kill_pod` stops every running container with a grace period, then the sandboxes;
+`remove_pod` deletes what the runtime still holds of a pod.
 
 Invariants:
 - Every start failure is remembered per pod and container (`start_failures`,
   upstream's reasonCache) with the waiting reason the status shows
   (CrashLoopBackOff, ErrImagePull, ImagePullBackOff, CreateContainerConfigError,
-  CreateContainerError, RunContainerError); a successful start clears it.
+  CreateContainerError, RunContainerError, PostStartHookError); a successful start
+  clears it.
 - A container instance's restart count is its predecessor's plus one; its log file
   is `<pod log dir>/<name>/<restart count>.log`; CRI's attempt number equals it.
 - Of a container's dead instances only the newest is kept (for `--previous` logs
@@ -38,9 +41,10 @@ from pyk8s.client.clock import Clock
 from pyk8s.cri.runtime import CRIError, Image, Runtime
 from pyk8s.kubelet import actions as act
 from pyk8s.kubelet import containers as ctr
-from pyk8s.kubelet import logs, pods, sandboxes
+from pyk8s.kubelet import hooks, logs, pods, sandboxes
 from pyk8s.kubelet.backoff import Backoff
 from pyk8s.kubelet.podstatus import StartFailure
+from pyk8s.kubelet.probes import NetworkProbes, ProbeNetwork
 from pyk8s.kubelet.pulling import ImagePuller, ImagePullError
 from pyk8s.kubelet.runtimepods import ContainerRecord, RuntimePodStatus
 from pyk8s.kubelet.settings import KubeletSettings
@@ -51,6 +55,7 @@ CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
 CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
 CREATE_CONTAINER_ERROR = "CreateContainerError"
 RUN_CONTAINER_ERROR = "RunContainerError"
+POST_START_HOOK_ERROR = "PostStartHookError"
 MAX_TERMINATION_MESSAGE = 4096  # upstream's MaxContainerTerminationMessageLength
 
 
@@ -110,12 +115,16 @@ class PodSyncer:
                  volume_mounts: MountsFn = _no_volumes,
                  host_ips: Callable[[], list[str]] = list,
                  memory_capacity: int = 1 << 34,
-                 allocatable: Callable[[], dict[str, Quantity]] = dict):
+                 allocatable: Callable[[], dict[str, Quantity]] = dict,
+                 probe_network: ProbeNetwork | None = None,
+                 services: Callable[[], list[dict] | None] = list):
         self.runtime, self.settings, self.clock = runtime, settings, clock
         self.events, self.runtime_name = events, runtime_name
         self.config_source = config_source or ctr.NoConfigSource()
         self.volume_mounts, self.host_ips = volume_mounts, host_ips
         self.memory_capacity, self.allocatable = memory_capacity, allocatable
+        self.network = probe_network or NetworkProbes()
+        self.services = services
         self.backoff = Backoff(settings.container_backoff_initial,
                                settings.container_backoff_max, clock=clock)
         self.puller = ImagePuller(runtime, Backoff(settings.image_backoff_initial,
@@ -154,9 +163,11 @@ class PodSyncer:
     # ---- SyncPod -----------------------------------------------------------------------
 
     async def sync_pod(self, pod: dict, status: RuntimePodStatus, *,
-                       liveness_failed: frozenset[str] = frozenset()) -> SyncResult:
+                       liveness_failed: frozenset[str] = frozenset(),
+                       startup_failed: frozenset[str] = frozenset()) -> SyncResult:
         result = SyncResult()
-        changes = act.compute_pod_actions(pod, status, liveness_failed=liveness_failed)
+        changes = act.compute_pod_actions(pod, status, liveness_failed=liveness_failed,
+                                          startup_failed=startup_failed)
         if changes.create_sandbox and changes.sandbox_id:
             self._event(pod, "Normal", "SandboxChanged",
                         "Pod sandbox changed, it will be killed and re-created.")
@@ -283,6 +294,16 @@ class PodSyncer:
             event("Warning", "Failed", f"Error: {e.message}")
             raise _StartError(RUN_CONTAINER_ERROR, e.message) from None
         event("Normal", "Started", f"Started container {name}")
+        post_start = (container.get("lifecycle") or {}).get("postStart")
+        if post_start:
+            message = await hooks.run_handler(
+                post_start, pod=pod, container=container, container_id=cid,
+                runtime=self.runtime, network=self.network, pod_ips=ips, clock=self.clock)
+            if message is not None:
+                # upstream kills the container and reports the hook's failure
+                event("Warning", "FailedPostStartHook", message)
+                await self.kill_container(pod, cid, name, message="FailedPostStartHook")
+                raise _StartError(POST_START_HOOK_ERROR, message)
         return cid
 
     async def _container_config(self, pod: dict, container: dict, container_type: str,
@@ -293,7 +314,10 @@ class PodSyncer:
         ctr.check_run_as_non_root(pod, container, image_info.uid if image_info else None,
                                   image_info.username if image_info else "")
         env = await ctr.environment(pod, container, source=self.config_source, pod_ips=ips,
-                                    host_ips=self.host_ips(), allocatable=self.allocatable())
+                                    host_ips=self.host_ips(), allocatable=self.allocatable(),
+                                    services=self.services(),
+                                    warn=lambda reason, message: self._event(
+                                        pod, "Warning", reason, message))
         mounts = list(await self.volume_mounts(pod, container))
         mounts += await asyncio.to_thread(self._pod_mounts, pod, container, restart_count, ips)
         namespaces = sandboxes.namespace_options(pod)
@@ -333,9 +357,42 @@ class PodSyncer:
         return max(pods.termination_grace_period(pod), self.settings.minimum_grace_period)
 
     async def kill_container(self, pod: dict, cid: str, name: str, *, message: str = "",
-                             grace_override: int | None = None) -> None:
+                             grace_override: int | None = None,
+                             pod_ips: list[str] | None = None) -> None:
+        """Stop one container: its preStop hook within the grace period, then CRI stop."""
         self._event(pod, "Normal", "Killing", message or f"Stopping container {name}", name)
-        await self.runtime.stop_container(cid, timeout=self.grace_period(pod, grace_override))
+        # the preStop hook spends the grace period; the stop gets what is left, but
+        # always a minimal shutdown window (upstream's killContainer)
+        budget = max(int(grace_override), 0) if grace_override is not None \
+            else pods.termination_grace_period(pod)
+        floor = self.settings.minimum_grace_period
+        if grace_override is not None:
+            floor = min(floor, budget)
+        container = pods.find_container(pod, name) if pods.spec(pod) else None
+        pre_stop = ((container or {}).get("lifecycle") or {}).get("preStop")
+        if pre_stop and budget > 0:
+            budget -= await self._pre_stop(pod, container, cid, pre_stop, budget,
+                                           pod_ips if pod_ips is not None else
+                                           _pod_ips(pod, self.host_ips()))
+        grace = max(budget, floor)
+        await self.runtime.stop_container(cid, timeout=grace)
+
+    async def _pre_stop(self, pod: dict, container: dict, cid: str, handler: dict,
+                        grace: int, ips: list[str]) -> int:
+        """Run the preStop hook for at most `grace` seconds; the whole seconds it took."""
+        started = self.clock.monotonic()
+        run = hooks.run_handler(handler, pod=pod, container=container, container_id=cid,
+                                runtime=self.runtime, network=self.network, pod_ips=ips,
+                                clock=self.clock)
+        try:
+            message = await asyncio.wait_for(run, grace)
+        except asyncio.TimeoutError:
+            log.info("preStop hook of %s in %s not completed in grace period",
+                     container["name"], pods.full_name(pod))
+            message = None
+        if message is not None:
+            self._event(pod, "Warning", "FailedPreStopHook", message, container["name"])
+        return int(self.clock.monotonic() - started)
 
     async def kill_pod(self, pod: dict, status: RuntimePodStatus, *,
                        grace_override: int | None = None) -> None:
@@ -391,6 +448,12 @@ class PodSyncer:
             if text:
                 messages[record.id] = text
         return messages
+
+
+def _pod_ips(pod: dict, host_ips: list[str]) -> list[str]:
+    if pods.is_host_network(pod):
+        return host_ips[:1]
+    return [p["ip"] for p in (pod.get("status") or {}).get("podIPs") or [] if p.get("ip")]
 
 
 class _StartError(Exception):

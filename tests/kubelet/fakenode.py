@@ -92,7 +92,7 @@ class FakeNode:
 
 async def make_node(tmp_path: Path, *, runtime: FakeRuntime | None = None,
                     api: FakeAPI | None = None, clock: FakeClock | None = None,
-                    **settings) -> FakeNode:
+                    probe_network=None, **settings) -> FakeNode:
     clock = clock or FakeClock()
     api = api or FakeAPI(clock=clock)
     client = Client(transport=FakeTransport(api), clock=clock)
@@ -103,7 +103,8 @@ async def make_node(tmp_path: Path, *, runtime: FakeRuntime | None = None,
                              resolv_conf=tmp_path / "resolv.conf", **settings)
     kubelet = Kubelet(config, client=client, runtime=runtime, machine=MACHINE,
                       node_ip="192.0.2.10", clock=clock, read_machine=lambda: MACHINE,
-                      events=EventBroadcaster(client, clock=clock))
+                      events=EventBroadcaster(client, clock=clock),
+                      probe_network=probe_network)
     node = FakeNode(kubelet, api, runtime, clock, client)
     kubelet.broadcaster.add_listener(node.recorded.append)
     await kubelet.start(loops=False)

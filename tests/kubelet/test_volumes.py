@@ -115,6 +115,6 @@ async def test_missing_config_map_fails_unless_optional(env):
 
 async def test_unsupported_volumes_are_refused_by_name(env):
     manager, *_ = env
-    with pytest.raises(VolumeError, match="persistentVolumeClaim volumes are not supported"):
-        await manager.setup(pod(volumes=[{"name": "data", "persistentVolumeClaim": {
-            "claimName": "x"}}]))
+    with pytest.raises(VolumeError, match="nfs volumes are not supported"):
+        await manager.setup(pod(volumes=[{"name": "data", "nfs": {
+            "server": "192.0.2.1", "path": "/x"}}]))
