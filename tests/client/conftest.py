@@ -2,13 +2,7 @@
 server per session (started as tests/apiserver does) for the integration tests."""
 from __future__ import annotations
 
-import asyncio
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import uuid
 
 import pytest
@@ -16,8 +10,8 @@ import pytest_asyncio
 
 from pyk8s.client import Client, FakeClock, load_kubeconfig
 from pyk8s.client.fake import FakeAPI, FakeTransport
+from support.cluster import KUBECTL, Cluster, free_port  # noqa: F401
 
-KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 
 
 @pytest.fixture
@@ -37,58 +31,7 @@ def fake_client(api, clock) -> Client:
 
 # --- a real API server -------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-class Cluster:
-    def __init__(self, data_dir: str, port: int):
-        self.data_dir, self.port = data_dir, port
-        self.kubeconfig = os.path.join(data_dir, "kubeconfig.yaml")
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        log = open(os.path.join(self.data_dir, "server.log"), "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pyk8s.cli.main", "apiserver", "--data-dir",
-             self.data_dir, "--https-port", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"API server exited; see {self.data_dir}/server.log")
-            if os.path.exists(self.kubeconfig):
-                r = self.kubectl("get", "--raw", "/readyz", check=False)
-                if r.returncode == 0 and r.stdout.strip() == "ok":
-                    return
-            time.sleep(0.1)
-        raise RuntimeError("API server did not become ready in 60 s")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
-                timeout: float = 60) -> subprocess.CompletedProcess:
-        env = dict(os.environ, KUBECONFIG=self.kubeconfig, HOME=self.data_dir)
-        r = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True,
-                           env=env, timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({r.returncode}):\n"
-                                 f"{r.stdout}\n{r.stderr}")
-        return r
-
-    async def akubectl(self, *args: str, input: str | None = None,
-                       check: bool = True) -> subprocess.CompletedProcess:
-        """``kubectl`` without blocking the event loop (our clients live on it)."""
-        return await asyncio.to_thread(self.kubectl, *args, input=input, check=check)
 
 
 @pytest.fixture(scope="session")

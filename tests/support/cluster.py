@@ -1,5 +1,6 @@
 """A real pyk8s API server in a subprocess, driven by real kubectl: the harness every
 integration test shares (tests/*/conftest.py build their fixtures on it)."""
+import asyncio
 import os
 import shutil
 import socket
@@ -60,3 +61,8 @@ class Cluster:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({r.returncode}):\n"
                                  f"{r.stdout}\n{r.stderr}")
         return r
+
+    async def akubectl(self, *args, input=None, check=True, timeout=60):
+        """``kubectl`` off the event loop (for tests whose components run on it)."""
+        return await asyncio.to_thread(self.kubectl, *args, input=input, check=check,
+                                       timeout=timeout)
