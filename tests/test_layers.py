@@ -1,6 +1,7 @@
 """The package layers (STYLE.md item 6), checked by walking every module's imports.
 
-cli > {apiserver, controllers, scheduler, kubelet, proxy, dns} > client > api.
+cli > {apiserver, controllers, scheduler, kubelet, proxy, dns} > client > api;
+the pyk8s.aio helpers (one module, no project imports) sit below them all.
 Only the API server side (apiserver, registry) reaches storage; gRPC is used only
 by the CRI client and the etcd backend.
 """

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import orjson
 from aiohttp import web
 
+from pyk8s import aio
 from ..api import patches, schemas, selectors
 from ..registry import generic
 from ..registry.generic import DeleteOptions, GenericStore, WriteOptions
@@ -371,7 +372,7 @@ async def watch(store: GenericStore, request: web.Request, t: Target) -> web.Str
                 if wait <= 0:
                     break
             try:
-                item = await asyncio.wait_for(watcher.queue.get(), max(wait, 0))
+                item = await aio.wait_for(watcher.queue.get(), max(wait, 0))
             except asyncio.TimeoutError:
                 if deadline is not None and loop.time() >= deadline:
                     break

@@ -24,6 +24,7 @@ import asyncio
 import logging
 from typing import Iterable
 
+from pyk8s import aio
 from pyk8s.api import meta as m
 
 from .clock import REAL_CLOCK, Clock
@@ -101,7 +102,7 @@ class Controller(abc.ABC):
             return False
         try:
             if self.sync_timeout:
-                await asyncio.wait_for(self.sync(key), self.sync_timeout)
+                await aio.wait_for(self.sync(key), self.sync_timeout)
             else:
                 await self.sync(key)
         except asyncio.CancelledError:

@@ -32,6 +32,7 @@ import socket
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, Callable
 
+from pyk8s import aio
 from pyk8s.api import meta as m
 
 from .clock import REAL_CLOCK, Clock
@@ -256,7 +257,7 @@ class EventBroadcaster:
         if self._queue is None:
             return True
         try:
-            await asyncio.wait_for(self._queue.join(), timeout)
+            await aio.wait_for(self._queue.join(), timeout)
         except asyncio.TimeoutError:
             return False
         return True

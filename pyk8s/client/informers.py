@@ -28,6 +28,7 @@ import random
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Callable, Iterable, Mapping
 
+from pyk8s import aio
 from pyk8s.api import meta as m
 from pyk8s.api.selectors import LabelSelector, parse_label_selector
 
@@ -250,7 +251,7 @@ class SharedInformer:
     async def wait_for_sync(self, timeout: float | None = None) -> bool:
         """True once the first list is in the store; False if ``timeout`` passes first."""
         try:
-            await asyncio.wait_for(self._synced.wait(), timeout)
+            await aio.wait_for(self._synced.wait(), timeout)
         except asyncio.TimeoutError:
             return False
         return True

@@ -28,6 +28,7 @@ import random
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
+from pyk8s import aio
 from pyk8s.api import meta as m
 
 from .clock import REAL_CLOCK, Clock
@@ -222,7 +223,7 @@ class LeaderElector:
         return True
 
     async def _bounded(self, call: Awaitable):
-        return await asyncio.wait_for(call, self.settings.renew_deadline)
+        return await aio.wait_for(call, self.settings.renew_deadline)
 
     async def _release(self) -> None:
         if not self.is_leader():
@@ -230,7 +231,16 @@ class LeaderElector:
         now = m.micro_time(self.clock.now())
         record = LeaderElectionRecord(lease_duration_seconds=1, acquire_time=now, renew_time=now,
                                       leader_transitions=self.observed_record.leader_transitions)
-        await self._write(self.lock.update(record), record)
+        if await self._write(self.lock.update(record), record):
+            return
+        # A renewal cancelled mid-flight may have landed without our seeing its new
+        # resourceVersion: re-read, and release only if the lease is still ours.
+        try:
+            current = await self._bounded(self.lock.get())
+        except (ApiError, TransportError, asyncio.TimeoutError):
+            return
+        if current.holder_identity == self.identity:
+            await self._write(self.lock.update(record), record)
 
     def _maybe_report_transition(self) -> None:
         holder = self.observed_record.holder_identity

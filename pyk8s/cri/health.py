@@ -18,6 +18,8 @@ import asyncio
 
 import grpc
 
+from pyk8s import aio
+
 CHECK_METHOD = "/grpc.health.v1.Health/Check"
 STATUS_NAMES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
 SERVING = 1
@@ -68,7 +70,7 @@ async def check_health(address: str, service: str, *, timeout: float) -> tuple[b
     channel = grpc.aio.insecure_channel(address, options=[("grpc.enable_http_proxy", 0)])
     try:
         try:
-            await asyncio.wait_for(channel.channel_ready(), timeout)
+            await aio.wait_for(channel.channel_ready(), timeout)
         except asyncio.TimeoutError:
             return False, (f"timeout: failed to connect service \"{address}\" within "
                            f"{_duration(timeout)}: context deadline exceeded")

@@ -23,6 +23,8 @@ from typing import Iterable
 
 from dnslib import DNSRecord
 
+from pyk8s import aio
+
 log = logging.getLogger(__name__)
 
 
@@ -100,7 +102,7 @@ class Forwarder:
             lambda: _Waiter(request.header.id, future), remote_addr=upstream, family=family)
         try:
             transport.sendto(request.pack())
-            data = await asyncio.wait_for(future, self.timeout)
+            data = await aio.wait_for(future, self.timeout)
         finally:
             transport.close()
         return self._check(request, data)
@@ -117,7 +119,7 @@ class Forwarder:
             finally:
                 writer.close()
 
-        return self._check(request, await asyncio.wait_for(exchange(), self.timeout))
+        return self._check(request, await aio.wait_for(exchange(), self.timeout))
 
     @staticmethod
     def _check(request: DNSRecord, data: bytes) -> DNSRecord:

@@ -25,6 +25,7 @@ import struct
 
 from dnslib import EDNS0, OPCODE, QTYPE, RCODE, DNSHeader, DNSRecord
 
+from pyk8s import aio
 from .cache import ResponseCache
 from .forwarding import ForwardError, Forwarder
 from .records import Answer, ClusterRecords
@@ -191,9 +192,9 @@ class DnsServer:
         try:
             while True:
                 try:
-                    head = await asyncio.wait_for(reader.readexactly(2), self.tcp_idle_timeout)
+                    head = await aio.wait_for(reader.readexactly(2), self.tcp_idle_timeout)
                     size = struct.unpack("!H", head)[0]
-                    request = DNSRecord.parse(await asyncio.wait_for(
+                    request = DNSRecord.parse(await aio.wait_for(
                         reader.readexactly(size), self.tcp_idle_timeout))
                 except (asyncio.IncompleteReadError, ConnectionError, asyncio.TimeoutError):
                     return

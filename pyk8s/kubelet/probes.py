@@ -29,6 +29,7 @@ from typing import Callable, Protocol
 
 import aiohttp
 
+from pyk8s import aio
 from pyk8s.cri import health
 from pyk8s.cri.runtime import CRIError, DeadlineExceeded, Runtime
 from pyk8s.kubelet import containers as ctr
@@ -126,7 +127,7 @@ class NetworkProbes:
 
     async def tcp_connect(self, host: str, port: int, *, timeout: float) -> tuple[Result, str]:
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+            _, writer = await aio.wait_for(asyncio.open_connection(host, port), timeout)
         except (OSError, asyncio.TimeoutError) as e:
             return Result.FAILURE, _dial_error(_join(host, port), e)
         writer.close()

@@ -36,6 +36,7 @@ import os
 from pathlib import Path
 from typing import Awaitable, Callable, Protocol
 
+from pyk8s import aio
 from pyk8s.api.quantities import Quantity
 from pyk8s.client.clock import Clock
 from pyk8s.cri.runtime import CRIError, Image, Runtime
@@ -385,7 +386,7 @@ class PodSyncer:
                                 runtime=self.runtime, network=self.network, pod_ips=ips,
                                 clock=self.clock)
         try:
-            message = await asyncio.wait_for(run, grace)
+            message = await aio.wait_for(run, grace)
         except asyncio.TimeoutError:
             log.info("preStop hook of %s in %s not completed in grace period",
                      container["name"], pods.full_name(pod))

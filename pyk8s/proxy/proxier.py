@@ -30,6 +30,7 @@ import logging
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
+from pyk8s import aio
 from pyk8s.client.clock import REAL_CLOCK, Clock, Timer
 
 from .endpoints import Endpoint, SliceCache, categorize, trigger_time
@@ -274,7 +275,7 @@ class Proxier:
 
     async def wait_applied(self, timeout: float = 10.0) -> None:
         """Wait until every change seen so far is in the kernel (for tests and tools)."""
-        await asyncio.wait_for(self._idle.wait(), timeout)
+        await aio.wait_for(self._idle.wait(), timeout)
 
     async def sync(self) -> None:
         """One sync: apply pending changes (partial) or the whole table (full)."""

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import orjson
 
+from pyk8s import aio
 from ..storage import Compacted, EventType, Store
 
 log = logging.getLogger(__name__)
@@ -230,7 +231,7 @@ class WatchCache:
             if left <= 0:
                 return False
             try:
-                await asyncio.wait_for(self._advanced.wait(), left)
+                await aio.wait_for(self._advanced.wait(), left)
             except asyncio.TimeoutError:
                 return self.revision >= revision
         return True

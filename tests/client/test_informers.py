@@ -128,6 +128,7 @@ async def test_relist_after_410_catches_up_on_missed_changes(fake_client, api, c
     inf.start()
     try:
         await inf.wait_for_sync(5)
+        await eventually(lambda: api.watch_count == 1, what="the informer's watch")
         # The watch drops; while it is down, changes happen and the history is
         # compacted, so resuming from the old resourceVersion answers 410.
         api.close_watches()
@@ -152,6 +153,7 @@ async def test_watch_error_event_410_relists(fake_client, api, clock):
     inf.start()
     try:
         await inf.wait_for_sync(5)
+        await eventually(lambda: api.watch_count == 1, what="the informer's watch")
         api.expire_watches()
         await eventually(lambda: lists(api) == 2, what="a relist")
         await fake_client.create(r.PODS, pod("later"))

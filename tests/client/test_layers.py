@@ -1,4 +1,5 @@
-"""Layer rule: pyk8s.client imports only pyk8s.api among the project's packages."""
+"""Layer rule: pyk8s.client imports only pyk8s.api (and the pyk8s.aio helpers) among the
+project's packages."""
 from __future__ import annotations
 
 import ast
@@ -16,7 +17,10 @@ def project_imports(path: pathlib.Path) -> set[str]:
             found |= {a.name for a in node.names if a.name.startswith("pyk8s")}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module \
                 and node.module.startswith("pyk8s"):
-            found.add(node.module)
+            if node.module == "pyk8s":  # from pyk8s import aio
+                found |= {f"pyk8s.{a.name}" for a in node.names}
+            else:
+                found.add(node.module)
         elif isinstance(node, ast.ImportFrom) and node.level > 1:
             found.add("..")  # relative imports leaving the package
     return found
@@ -26,7 +30,7 @@ def test_client_imports_only_the_api_package():
     offenders = {}
     for path in CLIENT.glob("*.py"):
         bad = {m for m in project_imports(path)
-               if not (m == "pyk8s.api" or m.startswith("pyk8s.api.")
+               if not (m in ("pyk8s.api", "pyk8s.aio") or m.startswith("pyk8s.api.")
                        or m.startswith("pyk8s.client"))}
         if bad:
             offenders[path.name] = sorted(bad)
