@@ -524,8 +524,10 @@ async def run(settings: KubeletSettings, *, kubeconfig: str | None = None, clien
                 server.self_signed, settings.root_dir / "pki", machine.hostname,
                 [settings.node_ip, settings.address])
         context = server.ssl_context(cert, key, client_ca or None)
+        setups: list[server.AppSetup] = []  # more routes: streaming, stats, metrics
+        middlewares: list = []  # authentication and authorization of callers
         runner = await server.serve(kubelet, address=settings.address, port=settings.port,
-                                    context=context)
+                                    context=context, setups=setups, middlewares=middlewares)
         if started is not None:
             started(kubelet)
         await (stop or asyncio.Event()).wait()

@@ -22,7 +22,7 @@ import ipaddress
 import logging
 import ssl
 from pathlib import Path
-from typing import AsyncIterator, Protocol
+from typing import AsyncIterator, Callable, Iterable, Protocol
 
 from aiohttp import web
 from cryptography import x509
@@ -85,7 +85,12 @@ def options_from_query(query) -> dict:
             "limit_bytes": _int(query, "limitBytes")}
 
 
-def make_app(reader: LogReader) -> web.Application:
+AppSetup = Callable[[web.Application], None]
+
+
+def make_app(reader: LogReader, *, setups: Iterable[AppSetup] = (),
+             middlewares: Iterable = ()) -> web.Application:
+    """The endpoint's routes; each of ``setups`` adds its own (streaming, stats, ...)."""
     async def container_logs(request: web.Request) -> web.StreamResponse:
         m = request.match_info
         try:
@@ -106,9 +111,11 @@ def make_app(reader: LogReader) -> web.Application:
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
-    app = web.Application()
+    app = web.Application(middlewares=list(middlewares))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
+    for setup in setups:
+        setup(app)
     return app
 
 
@@ -146,10 +153,11 @@ def ssl_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.SSL
     return ctx
 
 
-async def serve(reader: LogReader, *, address: str, port: int, context: ssl.SSLContext
-                ) -> web.AppRunner:
+async def serve(reader: LogReader, *, address: str, port: int, context: ssl.SSLContext,
+                setups: Iterable[AppSetup] = (), middlewares: Iterable = ()) -> web.AppRunner:
     """Start serving; the caller cleans the runner up."""
-    runner = web.AppRunner(make_app(reader), access_log=None, handle_signals=False,
+    runner = web.AppRunner(make_app(reader, setups=setups, middlewares=middlewares),
+                           access_log=None, handle_signals=False,
                            shutdown_timeout=1.0)
     await runner.setup()
     await web.TCPSite(runner, address, port, ssl_context=context, reuse_address=True).start()
