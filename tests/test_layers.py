@@ -64,3 +64,22 @@ def test_layers_are_respected():
             if target != package and target not in allowed and target in ALLOWED:
                 problems.append(f"{path.relative_to(ROOT)} imports {mod}")
     assert not problems, "layer violations:\n" + "\n".join(sorted(problems))
+
+
+# Packages whose modules are each kept under 800 lines with a module docstring.
+SMALL_AND_DOCUMENTED = ("client", "proxy", "scheduler", "dns")
+
+
+def test_modules_stay_small_and_documented():
+    problems = []
+    for package in SMALL_AND_DOCUMENTED:
+        for path in (ROOT / package).rglob("*.py"):
+            if path.name.endswith("_pb2.py") or path.name.endswith("_pb2_grpc.py"):
+                continue
+            text = path.read_text()
+            rel = path.relative_to(ROOT)
+            if len(text.splitlines()) >= 800:
+                problems.append(f"{rel} has {len(text.splitlines())} lines")
+            if not ast.get_docstring(ast.parse(text)):
+                problems.append(f"{rel} has no module docstring")
+    assert not problems, "\n".join(problems)
