@@ -71,7 +71,7 @@ class EndpointSettings:
 @dataclass(frozen=True)
 class NodeLifecycleSettings:
     monitor_period: float = 5.0             # --node-monitor-period
-    grace_period: float = 40.0              # --node-monitor-grace-period
+    grace_period: float = 50.0              # --node-monitor-grace-period (50 s since 1.32)
     startup_grace_period: float = 60.0      # --node-startup-grace-period
     eviction_qps: float = 0.1               # --node-eviction-rate
     secondary_eviction_qps: float = 0.01    # --secondary-node-eviction-rate

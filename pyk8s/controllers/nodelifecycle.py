@@ -7,7 +7,7 @@ Role: upstream's ``pkg/controller/nodelifecycle/node_lifecycle_controller.go``
 - every ``monitor_period`` the lifecycle controller looks at each node's last
   heartbeat (its Ready condition's ``lastHeartbeatTime`` changing, or its Lease in
   ``kube-node-lease`` being renewed, as seen by this controller); a node silent for
-  ``grace_period`` (40 s) gets Ready, MemoryPressure, DiskPressure and PIDPressure set
+  ``grace_period`` (50 s) gets Ready, MemoryPressure, DiskPressure and PIDPressure set
   to Unknown ("Kubelet stopped posting node status."), its pods marked not Ready,
   and — rate limited per zone, and never when every node of every zone is down —
   the ``node.kubernetes.io/unreachable`` NoExecute taint (``not-ready`` for a node

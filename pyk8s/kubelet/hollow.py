@@ -16,6 +16,11 @@ Scale (1,000 nodes beside the control plane on two cores) shapes the design:
   the period so the API sees a steady ~N/10 writes a second; node status is
   posted at registration and then every `node_status_report_frequency` (5 min,
   upstream's nodeStatusReportFrequency: with leases, status is not a heartbeat).
+- ONE node informer (the hollow label) shows each node as the API has it: when a
+  condition there differs from what the node would report (the node lifecycle
+  controller marked it Unknown after missed heartbeats), the node posts its full
+  status again at once, as a kubelet does at its next status update (upstream
+  compares the API's node with its own view every nodeStatusUpdateFrequency).
 - A node costs a small `HollowNode` record until a pod lands on it; only then it
   gets its `FakeRuntime` (sandbox IPs from the node's podCIDR as the node-ipam
   controller assigned it, else a generated /24 of `generated_pod_cidrs`).
@@ -186,14 +191,27 @@ def lease_object(node: HollowNode, settings: HollowSettings, renew_time: str) ->
     return lease
 
 
+def _condition_statuses(node: dict) -> dict[str, str]:
+    return {c.get("type"): c.get("status")
+            for c in (node.get("status") or {}).get("conditions") or []}
+
+
 class Heartbeats:
     """Registers the nodes, then renews every Lease from one task (a heap of deadlines)."""
 
-    LEASE, STATUS = "lease", "status"
+    # RESYNC: a one-off status report because the API's status differs from ours
+    LEASE, STATUS, RESYNC = "lease", "status", "resync"
 
     def __init__(self, client, nodes: list[HollowNode], settings: HollowSettings, *,
                  clock: Clock = REAL_CLOCK):
         self.client, self.nodes, self.settings, self.clock = client, nodes, settings, clock
+        self.by_name = {n.name: n for n in nodes}
+        self.informer = SharedInformer(client, resources.NODES,
+                                       label_selector=f"{HOLLOW_LABEL}=true", clock=clock)
+        self.informer.add_event_handler(on_add=self._observed,
+                                        on_update=lambda old, new: self._observed(new))
+        self._resyncing: set[int] = set()
+        self._running = False
         self._heap: list[tuple[float, int, str, int]] = []
         self._seq = itertools.count()
         self._slots = asyncio.Semaphore(settings.request_concurrency)
@@ -204,6 +222,28 @@ class Heartbeats:
 
     def _now(self) -> str:
         return metautil.format_time(self.clock.now())
+
+    def _wanted_conditions(self, node: HollowNode) -> list[dict]:
+        """What the node reports, without timestamps."""
+        return [{k: v for k, v in c.items() if k not in ("lastHeartbeatTime",
+                                                          "lastTransitionTime")}
+                for c in node_status(node, self.settings, "")["conditions"]]
+
+    def _observed(self, obj: dict) -> None:
+        """The API's view of a node changed: pick up its podCIDR, and report the status
+        again if a condition there is not what the node reports (marked Unknown)."""
+        node = self.by_name.get(obj["metadata"]["name"])
+        if node is None:
+            return
+        node.pod_cidr = node.pod_cidr or (obj.get("spec") or {}).get("podCIDR") or ""
+        if not self._running or node.index in self._resyncing:
+            return
+        have = _condition_statuses(obj)
+        if any(have.get(c["type"]) != c["status"] for c in self._wanted_conditions(node)):
+            log.info("hollow node %s: the API shows Ready=%s; reporting status again",
+                     node.name, have.get("Ready"))
+            self._resyncing.add(node.index)
+            self._schedule(self.clock.monotonic(), self.RESYNC, node.index)
 
     # ---- registration -------------------------------------------------------------
 
@@ -272,15 +312,24 @@ class Heartbeats:
 
     async def run(self) -> None:
         """Fire due heartbeats until cancelled."""
+        self._running = True
+        self.informer.start()
         try:
             while True:
+                # Cleared before looking at the heap, so a beat scheduled from now on
+                # (a renewal one period on, a retry) wakes the wait even when it is due
+                # before the deadline being waited for.
+                self._wake.clear()
                 if not self._heap:
-                    self._wake.clear()
                     await self._wake.wait()
                     continue
                 wait = self._heap[0][0] - self.clock.monotonic()
                 if wait > 0:
-                    await self.clock.sleep(wait)
+                    timer = self.clock.call_later(wait, self._wake.set)
+                    try:
+                        await self._wake.wait()
+                    finally:
+                        timer.cancel()
                     continue
                 limit = self.clock.monotonic() + self.settings.heartbeat_tick
                 while self._heap and self._heap[0][0] <= limit:
@@ -290,9 +339,11 @@ class Heartbeats:
                     self._inflight.add(task)
                     task.add_done_callback(self._inflight.discard)
         finally:
+            self._running = False
             for task in list(self._inflight):
                 task.cancel()
             await asyncio.gather(*self._inflight, return_exceptions=True)
+            await self.informer.stop()
 
     async def _beat(self, due: float, kind: str, index: int) -> None:
         node = self.nodes[index]
@@ -300,10 +351,11 @@ class Heartbeats:
             try:
                 if kind == self.LEASE:
                     await self.renew_lease(node)
-                    period = self.settings.lease_renew_interval
+                    period: float | None = self.settings.lease_renew_interval
                 else:
                     await self.report_status(node)
-                    period = self.settings.node_status_report_frequency
+                    period = None if kind == self.RESYNC else \
+                        self.settings.node_status_report_frequency
             finally:
                 self._slots.release()
         except (ApiError, TransportError) as e:
@@ -316,6 +368,9 @@ class Heartbeats:
             self._schedule(self.clock.monotonic() + delay, kind, index)
             return
         self._failures.pop((kind, index), None)
+        if period is None:
+            self._resyncing.discard(index)
+            return
         # next beat one period after the planned one, so the spread does not drift;
         # a node that fell behind (an overloaded server) starts a fresh period
         self._schedule(max(due + period, self.clock.monotonic()), kind, index)
@@ -345,10 +400,17 @@ class Heartbeats:
         await self.register(node)
 
     async def report_status(self, node: HollowNode) -> None:
-        """The periodic status report: every condition's lastHeartbeatTime moves."""
+        """A status report: every condition posted with its lastHeartbeatTime moved, and
+        its lastTransitionTime too where the API shows another status."""
         now = self._now()
-        conditions = [{"type": c["type"], "lastHeartbeatTime": now}
-                      for c in node_status(node, self.settings, now)["conditions"]]
+        seen = self.informer.store.get(node.name)
+        have = _condition_statuses(seen) if seen is not None else {}
+        conditions = []
+        for cond in self._wanted_conditions(node):
+            cond = dict(cond, lastHeartbeatTime=now)
+            if seen is not None and have.get(cond["type"]) != cond["status"]:
+                cond["lastTransitionTime"] = now
+            conditions.append(cond)
         try:
             await self.client.patch(resources.NODES, node.name,
                                     body={"status": {"conditions": conditions}},
