@@ -8,18 +8,31 @@ conflist), so the chain holds no loopback entry.
 Network safety (DESIGN.md): `ensure_blackhole_routes` makes a missing route for a
 cluster address drop the packet here instead of sending it out of the machine; a
 node's own pod /24 on its bridge is more specific and still wins.
+
+Pod egress: as k3s's flannel (`--ip-masq`, which leaves the bridge plugin's
+`ipMasq` off), a node-level nftables table masquerades traffic from the node's pods
+to anything outside the cluster and service ranges (`apply_masquerade`). The
+bridge plugin's own `ipMasq` would not do: it SNATs everything leaving the node's
+/24, so pod-to-pod traffic between nodes would lose its source address, and it
+writes per-pod iptables chains. Traffic to pods and Services keeps the pod's
+address (kube-proxy masquerades hairpin traffic itself); multicast is left alone.
+One table per bridge (`pyk8s-masq-<bridge>`), replaced atomically, so nodes with
+different bridges on one machine coexist; `remove_masquerade` deletes it.
 """
 from __future__ import annotations
 
 import asyncio
 import ipaddress
 import json
+import subprocess
 from pathlib import Path
 
 CLUSTER_CIDR = "10.42.0.0/16"
 SERVICE_CIDR = "10.43.0.0/16"
 CNI_VERSION = "1.0.0"
 CONFLIST_NAME = "10-pyk8s.conflist"
+MASQ_TABLE_PREFIX = "pyk8s-masq-"
+MULTICAST = "224.0.0.0/4"
 
 
 def bridge_conflist(*, subnet: str, bridge: str, name: str = "pyk8s",
@@ -28,8 +41,9 @@ def bridge_conflist(*, subnet: str, bridge: str, name: str = "pyk8s",
     """A conflist: bridge + host-local on `subnet` (gateway .1 on the bridge) + portmap.
 
     `ipam_dir` keeps host-local's allocations (default /var/lib/cni/networks); a node
-    keeps them under its data dir. `ip_masq` adds an iptables MASQUERADE for traffic
-    leaving the subnet (upstream nodes need it for pod egress; tests do not).
+    keeps them under its data dir. `ip_masq` is the bridge plugin's own iptables
+    MASQUERADE for traffic leaving the subnet; nodes leave it off and masquerade
+    with `apply_masquerade` instead (see the module docstring).
     """
     net = ipaddress.ip_network(subnet)
     if len(bridge) > 15:
@@ -98,3 +112,62 @@ async def delete_link(name: str) -> bool:
     if code != 0:
         raise RuntimeError(f"ip link delete {name}: {out.strip()}")
     return True
+
+
+def masquerade_table(bridge: str) -> str:
+    return MASQ_TABLE_PREFIX + bridge
+
+
+def masquerade_rules(*, bridge: str, pod_cidr: str, cluster_cidr: str = CLUSTER_CIDR,
+                     service_cidr: str = SERVICE_CIDR) -> str:
+    """The `nft -f` text that (re)creates the pod egress masquerade of one node.
+
+    Traffic from `pod_cidr` to `cluster_cidr`, `service_cidr` or multicast keeps
+    its source; everything else from `pod_cidr` is masqueraded to the address of
+    the interface it leaves by. A `pod_cidr` outside `cluster_cidr` (a cluster
+    configured with another range) counts as the cluster range itself.
+    """
+    pods = ipaddress.ip_network(pod_cidr)
+    cluster = ipaddress.ip_network(cluster_cidr)
+    if pods.version != 4 or cluster.version != 4:
+        raise ValueError("pod egress masquerade is IPv4 only")
+    if not pods.subnet_of(cluster):
+        cluster = pods
+    inside = ", ".join(dict.fromkeys([str(cluster), str(ipaddress.ip_network(service_cidr))]))
+    t = f"ip {masquerade_table(bridge)}"
+    comment = f'comment "pyk8s pod egress masquerade for bridge {bridge}"'
+    return "\n".join([
+        f"add table {t} {{ {comment} ; }}",
+        f"delete table {t}",
+        f"add table {t} {{ {comment} ; }}",
+        f"add chain {t} postrouting {{ type nat hook postrouting priority 100 ; }}",
+        f"add rule {t} postrouting ip saddr {pods} ip daddr {{ {inside} }} return"
+        ' comment "to pods and Services: keep the pod address"',
+        f"add rule {t} postrouting ip saddr {pods} ip daddr {MULTICAST} return",
+        f"add rule {t} postrouting ip saddr {pods} masquerade fully-random"
+        ' comment "leaving the cluster range"',
+    ]) + "\n"
+
+
+def _nft(text: str) -> None:
+    try:
+        r = subprocess.run(["nft", "-f", "-"], input=text, capture_output=True, text=True,
+                           timeout=30)
+    except FileNotFoundError:
+        raise RuntimeError("nft is not installed: pod egress cannot be masqueraded") from None
+    if r.returncode != 0:
+        raise RuntimeError(f"nft: {(r.stderr or r.stdout).strip()}")
+
+
+def apply_masquerade(*, bridge: str, pod_cidr: str, cluster_cidr: str = CLUSTER_CIDR,
+                     service_cidr: str = SERVICE_CIDR) -> None:
+    """Install (or replace) the node's egress masquerade table. Blocking: call it
+    from a thread. Raises RuntimeError if nft refuses."""
+    _nft(masquerade_rules(bridge=bridge, pod_cidr=pod_cidr, cluster_cidr=cluster_cidr,
+                          service_cidr=service_cidr))
+
+
+def remove_masquerade(bridge: str) -> None:
+    """Delete the node's egress masquerade table if present. Blocking, as above."""
+    t = f"ip {masquerade_table(bridge)}"
+    _nft(f"add table {t}\ndelete table {t}\n")

@@ -3,9 +3,11 @@
 Role: the parts of a kubelet start that are not the kubelet proper: the network
 safety routes (DESIGN.md), containerd with its config under the data dir (or a
 runtime someone else runs), the offline images, and the CNI conflist for the
-node's pod /24 on its bridge. `reset_node` is the inverse for a node torn down for
+node's pod /24 on its bridge, with the masquerade of pod traffic leaving the
+cluster range (`cni.apply_masquerade`). `reset_node` is the inverse for a node torn down for
 good (tests, a future `pyk8s agent --reset`): every pod removed, containerd stopped
-by PID, mounts under the data dir unmounted, the bridge and the pods' cgroups gone.
+by PID, mounts under the data dir unmounted, the bridge, its masquerade table and
+the pods' cgroups gone.
 
 Invariants:
 - Every path is under `<data-dir>/agent`: containerd's root, state and socket, the
@@ -19,6 +21,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -58,11 +61,18 @@ async def start_runtime(data_dir: Path, *, endpoint: str = "") -> Containerd:
 
 
 def write_network(data_dir: Path, *, pod_cidr: str, bridge: str = DEFAULT_BRIDGE,
-                  conf_dir: Path | None = None) -> Path:
-    """The node's CNI conflist: bridge + host-local on `pod_cidr` + portmap."""
+                  conf_dir: Path | None = None, cluster_cidr: str = cni.CLUSTER_CIDR,
+                  service_cidr: str = cni.SERVICE_CIDR) -> Path:
+    """The node's CNI conflist (bridge + host-local on `pod_cidr` + portmap) and the
+    masquerade of its pods' traffic leaving the cluster range. Blocking: run it in
+    a thread."""
     conflist = cni.bridge_conflist(subnet=pod_cidr, bridge=bridge, name="pyk8s",
                                    ipam_dir=agent_dir(data_dir) / "cni" / "networks")
-    return cni.write_conflist(conf_dir or containerd_config(data_dir).cni_conf_dir, conflist)
+    path = cni.write_conflist(conf_dir or containerd_config(data_dir).cni_conf_dir, conflist)
+    if ipaddress.ip_network(pod_cidr).version == 4:
+        cni.apply_masquerade(bridge=bridge, pod_cidr=pod_cidr, cluster_cidr=cluster_cidr,
+                             service_cidr=service_cidr)
+    return path
 
 
 def _shim_pids(address: str) -> list[int]:
@@ -110,6 +120,10 @@ async def reset_node(data_dir: Path, *, bridge: str = DEFAULT_BRIDGE,
     if unmounted:
         notes.append(f"unmounted {unmounted}")
     await cni.delete_link(bridge)
+    try:
+        await asyncio.to_thread(cni.remove_masquerade, bridge)
+    except RuntimeError as e:
+        notes.append(f"masquerade table of {bridge} not removed: {e}")
     try:
         remove_cgroup_parent(cgroup_root)
     except OSError as e:

@@ -9,4 +9,7 @@ Modules:
 - ``nft``: the ``nft -f`` seam (real command, optionally in a netns; in-memory fake)
 - ``proxier``: event handlers, the rate-limited sync loop, latency metrics
 - ``metrics``: upstream kube-proxy's metric names on a private registry
+- ``health``: the proxier's /healthz and /livez, per-Service healthCheckNodePort servers
+- ``server``: informers wired to the proxiers (``pyk8s proxy``)
+- ``servicelb``: LoadBalancer ingress = the nodes' addresses (k3s ServiceLB)
 """

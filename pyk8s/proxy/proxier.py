@@ -16,6 +16,10 @@ Invariants:
 - Handlers never block and never raise; they may be called before ``run``.
 - Network-programming latency is observed per changed Service when its change
   reached the kernel (see ``metrics``).
+- With a ``ProxyHealth``, a change is "queued" from the moment it is requested until
+  a sync applied it (upstream's ``QueuedUpdate``/``Updated``); with a
+  ``ServiceHealthServer``, every successful sync hands it the Services with a
+  ``healthCheckNodePort`` and their local ready endpoint counts (O(such Services)).
 - After the rules change, UDP conntrack entries that would keep sending a client
   to a removed endpoint, or that recorded a time without endpoints, are deleted
   (upstream's ``conntrack.CleanStaleEntries``); TCP needs none (a dead endpoint
@@ -34,6 +38,7 @@ from pyk8s import aio
 from pyk8s.client.clock import REAL_CLOCK, Clock, Timer
 
 from .endpoints import Endpoint, SliceCache, categorize, trigger_time
+from .health import ProxyHealth, ServiceHealthServer
 from .metrics import ProxyMetrics
 from .nft import (HostRunner, HostError, ensure_service_routes, kernel_releases_chains_at_once,
                   remove_service_routes)
@@ -135,8 +140,12 @@ class Proxier:
 
     def __init__(self, runner: HostRunner, cfg: NodeConfig,
                  settings: ProxySettings = ProxySettings(), *, clock: Clock = REAL_CLOCK,
-                 metrics: ProxyMetrics | None = None, defer_chain_delete: bool | None = None):
+                 metrics: ProxyMetrics | None = None, defer_chain_delete: bool | None = None,
+                 health: ProxyHealth | None = None,
+                 service_health: ServiceHealthServer | None = None):
         self.runner, self.cfg, self.settings, self.clock = runner, cfg, settings, clock
+        self.health, self.service_health = health, service_health
+        self._hc_ports: dict[ServiceKey, int] = {}  # Services with a healthCheckNodePort
         self.metrics = metrics or ProxyMetrics()
         if defer_chain_delete is None:
             defer_chain_delete = not kernel_releases_chains_at_once()
@@ -172,11 +181,16 @@ class Proxier:
             self._ports[key] = ports
         else:
             self._ports.pop(key, None)
+        if ports and ports[0].health_check_node_port:
+            self._hc_ports[key] = ports[0].health_check_node_port
+        else:
+            self._hc_ports.pop(key, None)
         self.metrics.service_changes.inc()
         self._mark(key)
 
     def on_service_delete(self, service: dict) -> None:
         key = _key(service)
+        self._hc_ports.pop(key, None)
         if self._ports.pop(key, None) is not None:
             self.metrics.service_changes.inc()
             self._mark(key)
@@ -241,6 +255,8 @@ class Proxier:
 
     def _request(self) -> None:
         if self.initialized:
+            if self.health is not None:
+                self.health.queued_update(self.cfg.family)
             self._runner.run()
 
     # --- syncing --------------------------------------------------------------------
@@ -319,10 +335,20 @@ class Proxier:
         self._observe(start, full, dirty, triggers)
         await self._clean_udp_conntrack(set(self._ports) | set(self._udp) if full else dirty,
                                         baseline=baseline)
+        if self.health is not None:
+            self.health.updated(self.cfg.family)
+        await self._sync_health()
         if self.ruleset.stale_chains:
             self._runner.retry_after(self.settings.stale_chain_grace)
         if not self._dirty and not self._need_full:
             self._idle.set()
+
+    async def _sync_health(self) -> None:
+        if self.service_health is None:
+            return
+        await self.service_health.sync_services(dict(self._hc_ports))
+        self.service_health.sync_endpoints(
+            {key: local_ready_endpoints(self._slices.endpoints(key)) for key in self._hc_ports})
 
     async def _clean_udp_conntrack(self, keys, *, baseline: bool = False) -> None:
         family = ("-f", "ipv6") if self.cfg.family == IPV6 else ()
@@ -375,6 +401,11 @@ class Proxier:
         for key, seen in dirty.items():
             for when in triggers.get(key) or [seen]:
                 self.metrics.observe_programming(key, (now - when).total_seconds())
+
+
+def local_ready_endpoints(endpoints: dict[ServicePortName, list[Endpoint]]) -> int:
+    """Distinct ready endpoint IPs on this node (upstream's ``LocalReadyEndpoints``)."""
+    return len({ep.ip for eps in endpoints.values() for ep in eps if ep.is_local and ep.ready})
 
 
 def _udp_targets(ports: list[ServicePort], endpoints: dict[ServicePortName, list[Endpoint]],

@@ -15,18 +15,23 @@ Invariants:
   ingress differs from the status, with the resourceVersion it read (a conflict
   retries with back-off).
 - A node change re-evaluates every LoadBalancer Service.
-- Run it once per cluster (in the server, under leader election when HA).
+- Run it once per cluster: ``run`` (what ``pyk8s server`` starts) works only while
+  holding the ``kube-system/pyk8s-servicelb`` Lease, so several servers on one
+  etcd never fight over a status; a lost lease rebuilds everything on the next win.
 """
 from __future__ import annotations
 
 import logging
+import socket
+import uuid
 
 from pyk8s.api import meta as m
-from pyk8s.client import Client, is_not_found
+from pyk8s.client import Client, is_not_found, load_config
 from pyk8s.client import resources as r
 from pyk8s.client.clock import REAL_CLOCK, Clock
 from pyk8s.client.controller import Controller
 from pyk8s.client.informers import SharedInformer
+from pyk8s.client.leaderelection import LeaderElector, LeaseLock
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +106,33 @@ class ServiceLBController(Controller):
 
     async def run_with_informers(self, *, workers: int = 1) -> None:
         await self.run(workers=workers, informers=[self.services, self.nodes])
+
+
+LEASE_NAMESPACE, LEASE_NAME = "kube-system", "pyk8s-servicelb"
+
+
+async def lead(client: Client) -> None:
+    """Build the controller from the API and run it until cancelled."""
+    services = SharedInformer(client, r.SERVICES)
+    nodes = SharedInformer(client, r.NODES)
+    try:
+        await ServiceLBController(client, services, nodes).run_with_informers()
+    finally:
+        await services.stop()
+        await nodes.stop()
+
+
+async def run(kubeconfig: str | None, *, leader_elect: bool = True) -> None:
+    """ServiceLB for the cluster in ``kubeconfig`` until cancelled (``pyk8s server``)."""
+    client = Client(load_config(kubeconfig))
+    try:
+        if not leader_elect:
+            await lead(client)
+            return
+        identity = f"{socket.gethostname()}_{uuid.uuid4()}"
+        lock = LeaseLock(client, namespace=LEASE_NAMESPACE, name=LEASE_NAME, identity=identity)
+        while True:  # lost the lease: campaign again
+            await LeaderElector(lock, on_started_leading=lambda: lead(client)).run()
+            log.info("servicelb: lost the lease %s/%s", LEASE_NAMESPACE, LEASE_NAME)
+    finally:
+        await client.close()

@@ -1,7 +1,7 @@
 """Strategies for kinds with behaviour beyond schema, defaults and validation.
 
 - Pod: starts Pending with its QoS class; graceful deletion once scheduled.
-- Service: ClusterIP and NodePort allocation, recorded as keys under
+- Service: ClusterIP, NodePort and healthCheckNodePort allocation, recorded as keys under
   ``/registry/ranges/`` with create-if-absent, so two API servers on one etcd can
   never hand out the same address ("provided port is already allocated").
 - Namespace: the ``kubernetes`` finalizer and phase Active.
@@ -88,6 +88,10 @@ class NamespaceStrategy(Strategy):
         obj.setdefault("status", {})["phase"] = "Terminating"
 
 
+def _needs_health_check(spec: dict) -> bool:
+    return spec.get("type") == "LoadBalancer" and spec.get("externalTrafficPolicy") == "Local"
+
+
 def _invalid(name: str, causes: list[dict]) -> errors.APIError:
     return errors.invalid("Service", "", name, causes)
 
@@ -116,16 +120,67 @@ class ServiceStrategy(Strategy):
             spec.setdefault("ipFamilies", ["IPv4"])
             spec.setdefault("ipFamilyPolicy", "SingleStack")
         old_ports = {p.get("nodePort") for p in old_spec.get("ports") or []}
-        if stype in ("NodePort", "LoadBalancer"):
-            for i, port in enumerate(spec.get("ports") or []):
-                want = port.get("nodePort")
-                if want and want in old_ports:
-                    continue
-                port["nodePort"] = await self._allocate_port(
-                    want, i, store, obj["metadata"].get("name", ""))
-        else:
-            for port in spec.get("ports") or []:
-                port.pop("nodePort", None)
+        name = obj["metadata"].get("name", "")
+        taken: list[int] = []  # ports this call allocated: freed if a later one fails
+        try:
+            if stype in ("NodePort", "LoadBalancer"):
+                for i, port in enumerate(spec.get("ports") or []):
+                    want = port.get("nodePort")
+                    if want and want in old_ports:
+                        continue
+                    port["nodePort"] = await self._allocate_port(want, i, store, name)
+                    taken.append(port["nodePort"])
+            else:
+                for port in spec.get("ports") or []:
+                    port.pop("nodePort", None)
+            await self._allocate_health_check_port(spec, old_spec, store, taken)
+        except errors.APIError:
+            await self._free({PORT_RANGE_KEY + str(p) for p in taken}, store)
+            raise
+
+    async def _allocate_health_check_port(self, spec: dict, old_spec: dict,
+                                          store: "GenericStore", taken: list[int]) -> None:
+        """``spec.healthCheckNodePort`` for LoadBalancer Services with
+        ``externalTrafficPolicy: Local`` (upstream's ``allocHealthCheckNodePort``):
+        kept from the old object, else the requested port or any free one of the
+        NodePort range; cleared when the Service stops needing one."""
+        if not _needs_health_check(spec):
+            spec.pop("healthCheckNodePort", None)
+            return
+        if _needs_health_check(old_spec) and old_spec.get("healthCheckNodePort"):
+            spec["healthCheckNodePort"] = old_spec["healthCheckNodePort"]
+            return
+        want = spec.get("healthCheckNodePort")
+        lo, hi = self.node_ports
+        if want:
+            reason = ""
+            if not lo <= want <= hi:
+                reason = ("provided port is not in the valid range. The range of valid "
+                          f"ports is {lo}-{hi}")
+            else:
+                try:
+                    await store.store.create(PORT_RANGE_KEY + str(want), b"{}")
+                except KeyExists:
+                    reason = "provided port is already allocated"
+            if reason:
+                raise errors.APIError(500, "InternalError", "Internal error occurred: failed "
+                                      f"to allocate requested HealthCheck NodePort {want}: "
+                                      f"{reason}")
+            taken.append(want)
+            return
+        size = hi - lo + 1
+        start = random.randrange(size)
+        for i in range(size):
+            port = lo + (start + i) % size
+            try:
+                await store.store.create(PORT_RANGE_KEY + str(port), b"{}")
+            except KeyExists:
+                continue
+            spec["healthCheckNodePort"] = port
+            taken.append(port)
+            return
+        raise errors.APIError(500, "InternalError", "Internal error occurred: failed to "
+                              "allocate a HealthCheck NodePort 0: range is full")
 
     async def _allocate_ip(self, wanted: str | None, store: "GenericStore",
                            store_name: str) -> str:
@@ -197,6 +252,8 @@ class ServiceStrategy(Strategy):
         keys = {IP_RANGE_KEY + ip for ip in spec.get("clusterIPs") or [] if ip != "None"}
         keys |= {PORT_RANGE_KEY + str(p["nodePort"]) for p in spec.get("ports") or []
                  if p.get("nodePort")}
+        if spec.get("healthCheckNodePort"):
+            keys.add(PORT_RANGE_KEY + str(spec["healthCheckNodePort"]))
         return keys
 
     async def _free(self, keys: set[str], store: "GenericStore") -> None:

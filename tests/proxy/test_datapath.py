@@ -9,15 +9,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import subprocess
 import uuid
 
 import pytest
 
+from pyk8s.cri import cni
 from pyk8s.proxy.nft import HostCommands
 from pyk8s.proxy.proxier import Proxier, ProxySettings
 from pyk8s.proxy.rules import NodeConfig
 
-from .netlab import ask, ask_udp, sh
+from .netlab import Pod, ask, ask_udp, sh
 from .objects import endpoint, endpoint_slice, service
 
 pytestmark = pytest.mark.root
@@ -186,3 +188,36 @@ async def test_no_endpoints_rejects_and_deletion_removes_every_rule(lab):
                      proxier.cfg.table).stdout
         assert "ns/web" not in listing and "10.43.0.5" not in listing and "30080" not in listing
         assert await ask(lab.node, "10.43.0.5", 80, timeout=0.5) == "timeout"
+
+
+async def test_pod_egress_is_masqueraded_and_cluster_traffic_is_not(lab):
+    """The node's masquerade table (what `write_network` installs) beside the proxy's."""
+    async with running_proxier(lab, "p1", "p2") as proxier:
+        outside = Pod("outside", lab.client, lab.client_ip)  # off-cluster, in our lab
+        await lab.serve(outside, 9090)
+        proxier.on_service_add(service("web", "10.43.0.5"))
+        proxier.on_slice_add(endpoint_slice("web", [endpoint(ip_of(lab, "p2"))]))
+        await proxier.wait_applied()
+        p1, p2 = lab.pods["p1"].netns, lab.pods["p2"].netns
+        # Without it, the off-cluster host sees the pod address.
+        assert await ask(p1, lab.client_ip, 9090) == f"outside {ip_of(lab, 'p1')}"
+        rules = cni.masquerade_rules(bridge="br0", pod_cidr="10.42.7.0/24")
+        subprocess_input(["ip", "netns", "exec", lab.node, "nft", "-f", "-"], rules)
+        try:
+            # Leaving the cluster range: the node's address on the way out.
+            assert await ask(p1, lab.client_ip, 9090) == f"outside {lab.node_ip}"
+            # Pod to pod, directly and through a ClusterIP: the pod's own address.
+            assert await ask(p1, ip_of(lab, "p2"), 8080) == f"p2 {ip_of(lab, 'p1')}"
+            assert await ask(p1, "10.43.0.5", 80) == f"p2 {ip_of(lab, 'p1')}"
+            # Hairpin still works (kube-proxy masquerades it to the bridge address).
+            assert await ask(p2, "10.43.0.5", 80) == f"p2 {lab.bridge_ip}"
+        finally:
+            subprocess_input(["ip", "netns", "exec", lab.node, "nft", "-f", "-"],
+                             "add table ip pyk8s-masq-br0\ndelete table ip pyk8s-masq-br0\n")
+        listing = sh("ip", "netns", "exec", lab.node, "nft", "list", "tables").stdout
+        assert "pyk8s-masq-br0" not in listing
+
+
+def subprocess_input(args: list[str], text: str) -> None:
+    r = subprocess.run(args, input=text, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr

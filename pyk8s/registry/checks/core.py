@@ -68,6 +68,11 @@ def registry_view(svc: Mapping[str, Any], old: Mapping[str, Any] | None) -> dict
     if old_spec.get("clusterIPs") and not spec.get("clusterIPs") and \
             old_spec.get("clusterIP") == spec.get("clusterIP"):
         spec["clusterIPs"] = list(old_spec["clusterIPs"])
+    if _needs_health_check(spec) and _needs_health_check(old_spec) and \
+            not spec.get("healthCheckNodePort"):
+        spec["healthCheckNodePort"] = old_spec.get("healthCheckNodePort")
+    elif _needs_health_check(old_spec) and not _needs_health_check(spec):
+        spec.pop("healthCheckNodePort", None)  # the allocator releases and clears it
     if old_spec.get("clusterIP") != spec.get("clusterIP"):
         if old_spec.get("clusterIP") and not spec.get("clusterIP"):
             spec["clusterIPs"] = None
@@ -315,9 +320,8 @@ def _traffic_policies(spec: Mapping[str, Any]) -> list[FieldError]:
         if health:
             errs.append(invalid("spec.healthCheckNodePort", health, "may only be set when `type` "
                                 "is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'"))
-    elif not health:
-        errs.append(required("spec.healthCheckNodePort"))
-    else:
+    elif health:
+        # Left out, it is allocated after validation (ServiceStrategy.allocate).
         errs += [invalid("spec.healthCheckNodePort", health, m) for m in names.is_valid_port_num(health)]
     internal = spec.get("internalTrafficPolicy")
     if internal is None and spec.get("type") in ("NodePort", "LoadBalancer", "ClusterIP"):
