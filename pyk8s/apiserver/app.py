@@ -22,7 +22,7 @@ from ..registry.generic import GenericStore
 from ..registry.kinds import strategy_for
 from ..storage import Store
 from ..api import errors
-from . import handlers, subresources
+from . import handlers, metricsapi, subresources
 from .discovery import AGGREGATED_CTYPE, Discovery
 from .openapi import OpenAPI
 from .requests import Target, parse_path, wants_aggregated
@@ -43,7 +43,8 @@ VERB_OF = {("GET", False): "get", ("GET", True): "list", ("POST", True): "create
 
 class APIServer:
     def __init__(self, store: Store, *, advertise: str = "127.0.0.1:6443",
-                 service_cidr: str = "10.43.0.0/16", security: SecurityConfig | None = None):
+                 service_cidr: str = "10.43.0.0/16", security: SecurityConfig | None = None,
+                 metric_resolution: float = metricsapi.DEFAULT_RESOLUTION):
         self.store = store
         self.cache = WatchCache(store)
         self.discovery = Discovery(advertise)
@@ -54,10 +55,11 @@ class APIServer:
         self.ready = False
         from .crds import CRDController
         self.crds = CRDController(self)
-        self._register(catalogue.RESOURCES)
+        self._register(list(catalogue.RESOURCES) + list(metricsapi.RESOURCES))
         self.security = Security(self, security)
         from .nodeproxy import KubeletClient
         self.kubelet_client = KubeletClient(security.data_dir if security else "")
+        self.metrics = metricsapi.Scraper(self, metric_resolution)
 
     # -- registry ------------------------------------------------------------------
 
@@ -117,10 +119,13 @@ class APIServer:
         from .bootstrap import ensure_defaults
         await ensure_defaults(self)
         await self.security.start()
+        await metricsapi.ensure_reader_role(self)
         self.crds.start()
+        self.metrics.start()
         self.ready = True
 
     async def close(self) -> None:
+        await self.metrics.close()
         await self.security.close()
         await self.crds.close()
         await self.cache.close()
@@ -209,6 +214,8 @@ class APIServer:
             else:
                 raise errors.method_not_allowed(_verb_word(request.method, collection),
                                                 info.plural, info.group)
+        if info.group == metricsapi.GROUP:
+            return await metricsapi.serve(self, self.metrics, request, info, t)
         if not info.storage:
             return await self.security.serve_virtual(request, info, t)
         store = self.stores[(t.group, t.version, t.plural)]

@@ -31,8 +31,8 @@ from pyk8s.client.events import EventBroadcaster
 from pyk8s.client.informers import SharedInformerFactory
 
 from . import (bootstraptoken, disruption, endpoints, endpointslice, garbagecollector, localpath,
-               namespace, nodeipam, nodelifecycle, podgc, resourcequota, serviceaccount,
-               ttlafterfinished, volumes)
+               namespace, nodeipam, nodelifecycle, podautoscaler, podgc, resourcequota,
+               serviceaccount, ttlafterfinished, volumes)
 from .corecontext import (ControllerContext, CoreSettings, EndpointSettings, NodeIPAMSettings,
                           ServiceAccountSettings, VolumeSettings)
 
@@ -78,6 +78,7 @@ CONTROLLERS: dict[str, Factory] = {
     "resourcequota-controller": resourcequota.new_resourcequota_controller,
     "ttl-after-finished-controller": ttlafterfinished.new_ttl_after_finished_controller,
     "pod-garbage-collector-controller": podgc.new_podgc_controller,
+    "horizontal-pod-autoscaler-controller": podautoscaler.new_hpa_controller,
 }
 
 

@@ -80,6 +80,7 @@ ALIASES = {
     "resourcequota": "resourcequota-controller",
     "ttl-after-finished": "ttl-after-finished-controller",
     "podgc": "pod-garbage-collector-controller",
+    "horizontalpodautoscaling": "horizontal-pod-autoscaler-controller",
 }
 
 
