@@ -1,21 +1,40 @@
-"""pods/log: the API server asks the pod's kubelet and streams its answer through.
+"""The pod subresources a kubelet serves: log, exec, attach, portforward.
 
-As upstream's LogLocation: pick and check the container name, find the node's
-InternalIP and kubelet port in the Node's status, then GET
-``/containerLogs/<ns>/<pod>/<container>`` over HTTPS with the API server's kubelet
-client certificate. A Status the kubelet sends before any log bytes (waiting
-container, missing previous instance) reaches the client unchanged.
+As upstream's LogLocation / ExecLocation / AttachLocation / PortForwardLocation
+(pkg/registry/core/pod/strategy.go): pick and check the container name, find the
+node's InternalIP and kubelet port in the Node's status, then ask the kubelet over
+HTTPS with the API server's kubelet client certificate:
+
+- ``pods/log``: GET ``/containerLogs/<ns>/<pod>/<container>``, streamed through. A
+  Status the kubelet sends before any log bytes (waiting container, missing previous
+  instance) reaches the client unchanged.
+- ``pods/exec`` and ``pods/attach`` (GET for WebSockets, POST for SPDY):
+  ``/exec|attach/<ns>/<pod>/<container>`` with upstream's kubelet parameters
+  (stdin->input, stdout->output, stderr->error, tty->tty as ``1``, each ``command``),
+  ``pods/portforward``: ``/portForward/<ns>/<pod>`` with the ports as ``port`` (the
+  kubelet's name; ``ports`` too); the upgrade is relayed by proxying.py and the
+  streams are the kubelet's business.
+
+Invariants: the pod must exist (404), have a node (400 "pod X does not have a host
+assigned") and, for exec/attach, the container must be one of its own (400); a
+WebSocket upgrade (a GET) needs ``create`` on the subresource as well as ``get``, so
+``get pods/exec`` alone never opens a shell. That is upstream's
+AuthorizePodWebsocketUpgradeCreatePermission, on by default from 1.35; v1.32 asked
+for ``get`` only, which let read-only roles exec (the privilege escalation it fixed).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import ssl
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
 
 from ..api import errors
+from . import proxying
 from .requests import Target
 
 if TYPE_CHECKING:
@@ -111,3 +130,87 @@ async def serve_log(server: "APIServer", request: web.Request, t: Target) -> web
         raise errors.APIError(
             500, "InternalError",
             f"Get \"{url}\": {err}") from None
+
+
+# -- exec, attach, portforward ------------------------------------------------------------
+
+STREAM_FLAGS = (("stdin", "input"), ("stdout", "output"), ("stderr", "error"), ("tty", "tty"))
+
+
+def parse_bool(name: str, value: str) -> bool:
+    """A query flag as Go's strconv.ParseBool reads it (the parameter codec's rule)."""
+    if value in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if value in ("0", "f", "F", "false", "FALSE", "False", ""):
+        return False
+    raise errors.bad_request(f'strconv.ParseBool: parsing "{value}": invalid syntax '
+                             f'(parameter {name})')
+
+
+def stream_query(subresource: str, query) -> list[tuple[str, str]]:
+    """The kubelet's query for PodExecOptions / PodAttachOptions / PodPortForwardOptions
+    (upstream's streamParams)."""
+    params: list[tuple[str, str]] = []
+    if subresource == "portforward":
+        ports: list[str] = []
+        for raw in query.getall("ports", []):
+            for part in raw.split(","):
+                try:
+                    port = int(part.strip())
+                except ValueError:
+                    raise errors.bad_request(f'strconv.ParseInt: parsing "{part}": invalid '
+                                             f'syntax') from None
+                ports.append(str(port))
+        if ports:
+            # upstream's kubelet reads ``port`` (api.PortHeader); ``ports``, the API's own
+            # name, goes along for kubelets that read the PodPortForwardOptions name
+            params += [("port", ",".join(ports)), ("ports", ",".join(ports))]
+        return params
+    for option, kubelet_name in STREAM_FLAGS:
+        values = query.getall(option, [])
+        if values and parse_bool(option, values[-1]):
+            params.append((kubelet_name, "1"))
+    if subresource == "exec":
+        params += [("command", c) for c in query.getall("command", [])]
+    return params
+
+
+async def _node_location(server: "APIServer", pod: dict, path: str,
+                         query: list[tuple[str, str]]) -> proxying.Location:
+    node_name = (pod.get("spec") or {}).get("nodeName")
+    if not node_name:
+        raise errors.bad_request(f"pod {pod['metadata']['name']} does not have a host "
+                                 f"assigned")
+    host, port = kubelet_address(await server.stores[("", "v1", "nodes")].get("", node_name))
+    # sorted by key, as Go's url.Values.Encode writes it
+    return proxying.Location("https", host, port, path,
+                             urlencode(sorted(query, key=lambda kv: kv[0])),
+                             ssl=server.kubelet_client.ssl_context())
+
+
+async def _authorize_upgrade(server: "APIServer", request: web.Request) -> None:
+    """A GET that opens a stream must also be allowed to ``create`` it: the RBAC check
+    of the request itself saw only ``get``."""
+    from . import authz, security
+    ctx = security.current()
+    if request.method != "GET" or ctx is None or ctx.user is None:
+        return
+    attrs = dataclasses.replace(ctx.attrs, verb="create")
+    allowed, reason = await authz.authorize(server, ctx.user, attrs)
+    if not allowed:
+        raise authz.forbidden(ctx.user, attrs, reason)
+
+
+async def serve_stream(server: "APIServer", request: web.Request,
+                       t: Target) -> web.StreamResponse:
+    """pods/exec, pods/attach and pods/portforward: relayed to the pod's kubelet."""
+    await _authorize_upgrade(server, request)
+    pod = await server.stores[("", "v1", "pods")].get(t.namespace, t.name)
+    query = stream_query(t.subresource, request.query)
+    if t.subresource == "portforward":
+        path = f"/portForward/{t.namespace}/{t.name}"
+    else:
+        container = choose_container(pod, request.query.get("container", ""))
+        path = f"/{t.subresource}/{t.namespace}/{t.name}/{container}"
+    location = await _node_location(server, pod, path, query)
+    return await proxying.proxy(request, location, upgrade_required=True)

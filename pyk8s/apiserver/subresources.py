@@ -1,4 +1,6 @@
-"""Subresources (status, scale, binding, eviction, finalize).
+"""Subresources (status, scale, binding, eviction, finalize; log, exec, attach,
+portforward and proxy are passed on to kubelets and pods by nodeproxy.py and
+resourceproxy.py).
 
 Each subresource is the parent's GenericStore with a different transform, so the
 store's compare-and-swap, validation and watch semantics apply unchanged.
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 
 SCALABLE = {("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets"),
             ("", "replicationcontrollers")}
-NOT_SERVED_HERE = {"exec", "attach", "portforward", "proxy", "token",
+NOT_SERVED_HERE = {"token",
                    "ephemeralcontainers", "resize"}
 
 
@@ -115,8 +117,16 @@ async def serve(server: "APIServer", request: web.Request, info: ResourceInfo,
     elif t.subresource == "log" and t.plural == "pods" and method == "GET":
         from .nodeproxy import serve_log
         return await serve_log(server, request, t)
+    elif (t.subresource in ("exec", "attach", "portforward") and t.plural == "pods"
+          and method in ("GET", "POST")):
+        from .nodeproxy import serve_stream
+        return await serve_stream(server, request, t)
+    elif t.subresource == "proxy" and t.plural in ("pods", "services", "nodes"):
+        from .resourceproxy import serve_proxy
+        return await serve_proxy(server, request, t)
     elif t.subresource in NOT_SERVED_HERE:
-        # Served by the kubelet and streaming work that has not landed yet.
+        # Not built (ephemeral containers, in-place resize): upstream's answer to a
+        # subresource it does not serve.
         raise errors.page_not_found()
     raise errors.method_not_allowed(method.lower(), f"{t.plural}/{t.subresource}", t.group)
 
