@@ -2,7 +2,10 @@
 
 Flags follow upstream's kubelet where one exists (--kubeconfig, --node-ip,
 --pod-cidr, --container-runtime-endpoint, --cluster-dns, --cluster-domain,
---address, --port, --tls-cert-file, --tls-private-key-file, --client-ca-file);
+--address, --port, --tls-cert-file, --tls-private-key-file, --client-ca-file,
+--anonymous-auth, --authentication-token-webhook, --authorization-mode,
+--pod-manifest-path, --file-check-frequency, --sync-frequency, --eviction-hard,
+--eviction-pressure-transition-period);
 SIGINT/SIGTERM stop the kubelet and leave containerd and the pods running.
 """
 from __future__ import annotations
@@ -11,18 +14,48 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import signal
 import socket
 import sys
 from pathlib import Path
 
+from pyk8s.kubelet.auth import AuthConfig
+from pyk8s.kubelet.eviction import ThresholdError, parse_eviction_hard
 from pyk8s.kubelet.kubelet import run
 from pyk8s.kubelet.node import DEFAULT_BRIDGE
-from pyk8s.kubelet.settings import KubeletSettings
+from pyk8s.kubelet.settings import DEFAULT_EVICTION_HARD, KubeletSettings
 
 
 def default_data_dir() -> str:
     return "/var/lib/pyk8s" if os.geteuid() == 0 else os.path.expanduser("~/.pyk8s")
+
+
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def duration(text: str) -> float:
+    """A Go duration ("20s", "1m30s", "500ms") in seconds."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}")
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def eviction_hard(text: str) -> tuple[tuple[str, str], ...]:
+    try:
+        return parse_eviction_hard(text)
+    except ThresholdError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def go_bool(text: str) -> bool:
+    """A boolean flag value as Go's strconv.ParseBool reads it."""
+    if text in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if text in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -43,7 +76,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert-file", default="")
     p.add_argument("--tls-private-key-file", default="")
     p.add_argument("--client-ca-file", default="")
+    p.add_argument("--anonymous-auth", type=go_bool, nargs="?", const=True, default=True,
+                   help="serve requests without credentials as system:anonymous "
+                        "(default true)")
+    p.add_argument("--authentication-token-webhook", type=go_bool, nargs="?", const=True,
+                   default=False, help="check bearer tokens with TokenReviews")
+    p.add_argument("--authorization-mode", choices=("AlwaysAllow", "Webhook"),
+                   default="AlwaysAllow", help="Webhook: ask SubjectAccessReviews")
     p.add_argument("--node-labels", default="", help="key=value,key=value")
+    p.add_argument("--pod-manifest-path", default="",
+                   help="static pod manifests (default <data-dir>/agent/manifests)")
+    p.add_argument("--file-check-frequency", type=duration, default=20.0,
+                   help="how often the manifest directory is read again (default 20s)")
+    p.add_argument("--sync-frequency", type=duration, default=60.0,
+                   help="max period between syncing a pod and its config (default 1m0s)")
+    p.add_argument("--eviction-hard", type=eviction_hard, default=DEFAULT_EVICTION_HARD,
+                   help="hard eviction thresholds, e.g. memory.available<100Mi,"
+                        "nodefs.available<10%%")
+    p.add_argument("--eviction-pressure-transition-period", type=duration, default=300.0,
+                   help="how long a pressure condition outlives its threshold (default 5m0s)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -57,7 +108,11 @@ def settings_from(args: argparse.Namespace) -> KubeletSettings:
         node_ip=args.node_ip, node_labels=labels,
         cluster_dns=tuple(d for d in args.cluster_dns.split(",") if d),
         cluster_domain=args.cluster_domain, cgroup_root=args.cgroup_root,
-        address=args.address, port=args.port)
+        address=args.address, port=args.port,
+        static_pod_path=Path(args.pod_manifest_path).absolute() if args.pod_manifest_path
+        else None, file_check_frequency=args.file_check_frequency,
+        sync_frequency=args.sync_frequency, eviction_hard=args.eviction_hard,
+        eviction_pressure_transition_period=args.eviction_pressure_transition_period)
 
 
 async def _main(args: argparse.Namespace) -> None:
@@ -75,7 +130,9 @@ async def _main(args: argparse.Namespace) -> None:
     await run(settings, kubeconfig=kubeconfig, container_runtime_endpoint=(
         args.container_runtime_endpoint), bridge=args.bridge, tls_cert=args.tls_cert_file,
         tls_key=args.tls_private_key_file, client_ca=args.client_ca_file, stop=stop,
-        started=started)
+        started=started, auth=AuthConfig(
+            anonymous=args.anonymous_auth, token_webhook=args.authentication_token_webhook,
+            authorization_mode=args.authorization_mode))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,11 @@ the runtime (`runtimepods`), generate the API status (`podstatus`) for the
 second and wakes the workers of pods whose containers changed; housekeeping
 removes what the runtime holds for pods the API no longer knows; the node's
 registration, status and lease run beside them; `read_logs` serves container logs.
+Static pods (`staticpods`: manifest files read every `file_check_frequency`) join
+the API's pods in the same workers; their mirror pods in the API carry their
+status and are never run. The eviction manager (`eviction`) watches the node's
+signals, feeds the pressure conditions of the node status, evicts one pod per pass
+and refuses new pods under pressure (their status Failed/Evicted).
 `run()` (in `node.py`) starts containerd, the pod network and this class.
 
 Invariants:
@@ -18,6 +23,8 @@ Invariants:
   first sync compares the pod with what the runtime already runs.
 - Runtime leftovers of unknown pods are removed only after the informer has listed
   (so a restart never mistakes a running pod for an orphan).
+- Static pods run without the API server: a failed mirror-pod write is logged and
+  retried at the next sync, never an error of the pod.
 """
 from __future__ import annotations
 
@@ -33,8 +40,12 @@ from pyk8s.client.clock import REAL_CLOCK, Clock
 from pyk8s.client.errors import ApiError, is_not_found
 from pyk8s.client.events import EventBroadcaster
 from pyk8s.client.informers import SharedInformer
+from pyk8s.client.transport import TransportError
 from pyk8s.cri.runtime import ContainerState, CRIError, NotFound, Runtime
-from pyk8s.kubelet import logs, nodestatus, pods, podstatus, runtimepods, sandboxes
+from pyk8s.kubelet import (eviction, logs, nodestatus, pods, podstatus, runtimepods,
+                           sandboxes, staticpods)
+from pyk8s.kubelet.auth import AuthConfig, KubeletAuth
+from pyk8s.kubelet.eviction import HARD_EVICTION_GRACE, EvictionManager, NodeStats, StatsSource
 from pyk8s.kubelet.logs import LogOptions
 from pyk8s.kubelet.nodelease import NodeLease
 from pyk8s.kubelet.nodestatus import MachineInfo, NodeStatusReporter
@@ -45,7 +56,7 @@ from pyk8s.kubelet.settings import KubeletSettings
 from pyk8s.kubelet.statusmanager import StatusManager
 from pyk8s.kubelet.syncing import PodSyncer
 from pyk8s.kubelet.volumes import VolumeError, VolumeManager
-from pyk8s.kubelet.workers import PodWorkers, SyncOutcome
+from pyk8s.kubelet.workers import PodWorkers, State, SyncOutcome
 
 log = logging.getLogger(__name__)
 TERMINAL = ("Succeeded", "Failed")
@@ -78,7 +89,8 @@ class Kubelet:
                  runtime_name: str = "containerd", events: EventBroadcaster | None = None,
                  remove_cgroup: Callable[[str], None] = lambda parent: None,
                  read_machine: Callable[[], MachineInfo] | None = None,
-                 probe_network: ProbeNetwork | None = None):
+                 probe_network: ProbeNetwork | None = None,
+                 eviction_stats: StatsSource | None = None):
         self.settings, self.client, self.runtime = settings, client, runtime
         self.clock, self.runtime_name, self.node_ip = clock, runtime_name, node_ip
         self.machine_info = machine
@@ -98,7 +110,11 @@ class Kubelet:
                                 volume_mounts=self.volumes.mounts, host_ips=self.host_ips,
                                 memory_capacity=machine.memory, allocatable=allocatable,
                                 probe_network=network, services=self._services)
-        self.status_manager = StatusManager(client, clock=clock, get_pod=self.pods_by_uid.get,
+        # static pods (from manifest files) and their mirror pods in the API
+        self.static = staticpods.StaticPodSource(settings.manifests_dir, settings.node_name,
+                                                 clock=clock)
+        self.mirrors = staticpods.MirrorPods(client, settings.node_name)
+        self.status_manager = StatusManager(client, clock=clock, get_pod=self._api_pod,
                                             sync_period=settings.status_sync_period)
         self.workers = PodWorkers(self, clock=clock, resync_period=settings.sync_frequency)
         self.probes = ProbeManager(Prober(runtime, network, self._event), clock=clock,
@@ -109,10 +125,19 @@ class Kubelet:
                                        clock=clock)
         self.informer.add_event_handler(on_add=self._on_pod, on_update=self._on_pod_update,
                                         on_delete=self._on_pod_delete)
+        # pods the eviction manager killed or refused: uid -> their terminal status
+        self._evicted: dict[str, dict] = {}
+        self.eviction = EvictionManager(
+            settings, clock=clock, active_pods=self._active_pods, evict=self._evict,
+            stats=eviction_stats or NodeStats(settings, cgroup_parent=lambda pod: (
+                sandboxes.pod_cgroup_parent(settings, pod))),
+            node_event=lambda kind, reason, message: self._node_event({}, kind, reason,
+                                                                      message))
         self.node_status = NodeStatusReporter(client, settings, clock=clock,
                                               machine=self._machine, node_ip=node_ip,
                                               runtime_state=self._runtime_state,
-                                              event=self._node_event)
+                                              event=self._node_event,
+                                              pressure=self._pressure)
         self.lease = NodeLease(client, settings, clock=clock, node_uid=self._node_uid)
         self._tasks: list[asyncio.Task] = []
         self._synced_once: set[str] = set()
@@ -156,10 +181,16 @@ class Kubelet:
             return None, None, e.message, []
 
     def _on_pod(self, pod: dict) -> None:
+        if staticpods.is_mirror(pod):
+            self._on_mirror(pod)
+            return
         self.pods_by_uid[pods.uid(pod)] = pod
         self.workers.update(pod)
 
     def _on_pod_update(self, old: dict, new: dict) -> None:
+        if staticpods.is_mirror(new):
+            self._on_mirror(new)
+            return
         if pods.uid(old) != pods.uid(new):
             self._on_pod_delete(old)
         elif not _differ_semantically(old, new):
@@ -171,9 +202,99 @@ class Kubelet:
         self._on_pod(new)
 
     def _on_pod_delete(self, pod: dict) -> None:
+        if staticpods.is_mirror(pod):
+            self.mirrors.gone(pod)
+            self._wake_static(pod)  # upstream recreates a deleted mirror pod
+            return
         uid = pods.uid(pod)
         self.pods_by_uid.pop(uid, None)
         self.workers.remove(uid, pod)
+
+    # ---- static and mirror pods ---------------------------------------------------------
+
+    def _on_mirror(self, mirror: dict) -> None:
+        """A mirror pod is never run; its static pod's worker keeps it current."""
+        self.mirrors.seen(mirror)
+        self._wake_static(mirror)
+
+    def _wake_static(self, mirror: dict) -> None:
+        static = self.static.by_key(*staticpods.key(mirror))
+        if static is not None:
+            self.workers.wake(pods.uid(static))
+
+    def _api_pod(self, uid: str) -> dict | None:
+        """The pod as the API has it: for a static pod, its live mirror pod."""
+        static = self.static.pods.get(uid)
+        if static is None:
+            return self.pods_by_uid.get(uid)
+        return self.mirrors.current(static)
+
+    async def sync_static_pods(self) -> None:
+        """Read the manifest directory; start new static pods, stop removed ones."""
+        changes = await self.static.read()
+        for pod in changes.removed:
+            log.info("static pod %s: manifest removed", pods.full_name(pod))
+            uid = pods.uid(pod)
+            self.pods_by_uid.pop(uid, None)
+            self.workers.remove(uid, pod)
+        for pod in changes.added:
+            log.info("static pod %s: manifest added", pods.full_name(pod))
+            self.pods_by_uid[pods.uid(pod)] = pod
+            self.workers.update(pod)
+
+    async def _static_pods(self) -> None:
+        while True:
+            await self.clock.sleep(self.settings.file_check_frequency)
+            try:
+                await self.sync_static_pods()
+            except Exception:  # noqa: BLE001 - the next read may work
+                log.exception("reading static pod manifests failed")
+
+    async def _sync_mirror(self, pod: dict) -> bool:
+        """Create (or replace) the static pod's mirror; False if the API did not take it
+        (it may be unreachable: the pod runs regardless)."""
+        node_uid = self._node_uid()
+        if not node_uid:
+            return False  # the node is not registered yet (upstream waits for it too)
+        try:
+            if await self.mirrors.ensure(pod, node_uid):
+                self.status_manager.rewrite(pods.uid(pod))
+            return True
+        except (ApiError, TransportError, OSError) as e:
+            log.info("static pod %s: mirror pod not synced: %s", pods.full_name(pod), e)
+            return False
+
+    async def _delete_orphaned_mirrors(self) -> None:
+        if not self.static.listed:
+            return
+        for mirror in self.mirrors.orphans(self.static.pods):
+            try:
+                await self.mirrors.delete(mirror)
+            except (ApiError, TransportError) as e:
+                log.info("deleting orphaned mirror pod failed: %s", e)
+
+    # ---- node-pressure eviction ---------------------------------------------------------
+
+    def _pressure(self) -> frozenset[str] | None:
+        """Conditions under pressure; None before the eviction manager's first pass."""
+        return self.eviction.pressure if self.eviction.observations else None
+
+    def _active_pods(self) -> list[dict]:
+        return [p for uid, p in self.pods_by_uid.items()
+                if uid not in self._evicted and self.workers.state(uid) == State.SYNCING
+                and (self.status_manager.get(uid) or {}).get("phase") not in TERMINAL]
+
+    async def _evict(self, pod: dict, message: str, signal: str) -> bool:
+        """Kill the pod now (1 s grace); its status becomes Failed/Evicted."""
+        uid = pods.uid(pod)
+        if uid in self._evicted or not self.workers.known(uid):
+            return False
+        log.warning("eviction manager: evicting pod %s: %s", pods.full_name(pod), message)
+        self._evicted[uid] = _evicted_status(message, self.clock.now().strftime(
+            "%Y-%m-%dT%H:%M:%SZ"))
+        self._event(pod, "Warning", "Evicted", message)
+        self.workers.kill(uid, HARD_EVICTION_GRACE)
+        return True
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -186,12 +307,22 @@ class Kubelet:
         version = await self.runtime.version()
         self.runtime_name = version.runtime_name
         self.syncer.runtime_name = version.runtime_name
-        await self.node_status.register()
+        try:
+            await self.node_status.register()
+        except (ApiError, TransportError) as e:
+            if not loops:
+                raise
+            # static pods start without the API server; the node status loop
+            # registers the node once the API answers
+            log.warning("registering node %s failed (retrying): %s", self.settings.node_name, e)
         self._node_event({}, "Normal", "Starting", "Starting kubelet.")
+        await self.sync_static_pods()
         if loops:
             background = {"status manager": self.status_manager.run(), "pleg": self._pleg(),
                           "housekeeping": self._housekeeping(),
-                          "node status": self.node_status.run(), "node lease": self.lease.run()}
+                          "node status": self.node_status.run(), "node lease": self.lease.run(),
+                          "static pods": self._static_pods(),
+                          "eviction manager": self.eviction.run()}
             self._tasks = [asyncio.create_task(c, name=f"kubelet {n}")
                            for n, c in background.items()]
         self.service_informer.start()
@@ -225,11 +356,14 @@ class Kubelet:
         messages = await asyncio.to_thread(self.syncer.termination_messages, uid, status) \
             if any(c.exited for c in status.containers) else {}
         old = self.status_manager.get(uid) or pod.get("status") or {}
-        return podstatus.generate(
+        generated = podstatus.generate(
             pod, status, old=old, terminal=terminal, runtime_name=self.runtime_name,
             host_ips=self.host_ips(), start_failures=self.syncer.start_failures.get(uid, {}),
             termination_messages=messages, ready=lambda c: self.probes.ready(uid, c),
             started=lambda c: self.probes.started(uid, c))
+        if uid in self._evicted:
+            generated = _overlay(generated, self._evicted[uid])
+        return generated
 
     async def _report(self, pod: dict, *, terminal: bool = False
                       ) -> tuple[runtimepods.RuntimePodStatus, dict]:
@@ -242,6 +376,17 @@ class Kubelet:
     async def sync_pod(self, pod: dict) -> SyncOutcome:
         status, api_status = await self._report(pod)
         uid = pods.uid(pod)
+        if uid not in self._synced_once and not status.sandboxes \
+                and api_status["phase"] == "Pending":
+            rejection = eviction.admit(pod, self.eviction.pressure)
+            if rejection:
+                # upstream's rejectPod: the pod never starts, its phase is Failed
+                log.info("pod %s rejected: %s", pods.full_name(pod), rejection)
+                self._event(pod, "Warning", eviction.REASON, rejection)
+                self._evicted[uid] = {"phase": "Failed", "reason": eviction.REASON,
+                                      "message": f"Pod was rejected: {rejection}"}
+                await self._report(pod)
+                return SyncOutcome(terminal=True)
         if uid not in self._synced_once:
             self._synced_once.add(uid)
             if status.running_containers:
@@ -249,6 +394,9 @@ class Kubelet:
                          pods.full_name(pod), len(status.running_containers))
         if api_status["phase"] in TERMINAL:
             return SyncOutcome(terminal=True)
+        mirror_retry = None
+        if uid in self.static.pods and not await self._sync_mirror(pod):
+            mirror_retry = self.settings.sync_error_retry
         try:
             await self.volumes.setup(pod)
         except VolumeError as e:
@@ -264,9 +412,9 @@ class Kubelet:
         retry = result.retry_after
         if result.error and retry is None:
             retry = self.settings.sync_error_retry
-        refresh = self.volumes.next_token_refresh(pods.uid(pod))
-        if refresh is not None:
-            retry = refresh if retry is None else min(retry, refresh)
+        for soon in (self.volumes.next_token_refresh(pods.uid(pod)), mirror_retry):
+            if soon is not None:
+                retry = soon if retry is None else min(retry, soon)
         return SyncOutcome(retry_after=retry)
 
     async def sync_terminating_pod(self, pod: dict, grace_period: int) -> None:
@@ -300,6 +448,7 @@ class Kubelet:
         self.status_manager.forget(uid)
         self.syncer.forget(uid)
         self._synced_once.discard(uid)
+        self._evicted.pop(uid, None)
 
     def _remove_cgroup(self, pod: dict) -> None:
         """Remove the pod's cgroup parent (containerd leaves it behind)."""
@@ -340,6 +489,7 @@ class Kubelet:
         """Remove runtime pods the API does not know; returns their UIDs."""
         if not self.informer.has_synced:
             return []
+        await self._delete_orphaned_mirrors()
         removed = []
         for uid, rp in (await runtimepods.list_runtime_pods(self.runtime)).items():
             if uid in self.pods_by_uid or self.workers.known(uid):
@@ -370,6 +520,9 @@ class Kubelet:
 
     def _find_pod(self, namespace: str, name: str) -> dict:
         pod = self.informer.store.get_object(namespace, name)
+        static = self.static.by_key(namespace, name)
+        if static is not None and (pod is None or staticpods.is_mirror(pod)):
+            return static  # a mirror pod's logs are its static pod's
         if pod is None:
             raise LogError(404, f"pods \"{name}\" not found", reason="NotFound")
         return pod
@@ -469,6 +622,24 @@ def _differ_semantically(old: dict, new: dict) -> bool:
     return strip(old.get("metadata")) != strip(new.get("metadata"))
 
 
+def _evicted_status(message: str, now: str) -> dict:
+    """What eviction sets in a pod's status (upstream's evictPod status function)."""
+    return {"phase": "Failed", "reason": eviction.REASON, "message": message,
+            "conditions": [{"type": "DisruptionTarget", "status": "True",
+                            "reason": "TerminationByKubelet", "message": message,
+                            "lastProbeTime": None, "lastTransitionTime": now}]}
+
+
+def _overlay(status: dict, terminal: dict) -> dict:
+    """`status` with the fields of an eviction or rejection (`terminal`) put over it."""
+    out = dict(status, **{k: v for k, v in terminal.items() if k != "conditions"})
+    added = terminal.get("conditions") or []
+    kinds = {c["type"] for c in added}
+    out["conditions"] = [c for c in status.get("conditions") or []
+                         if c.get("type") not in kinds] + added
+    return out
+
+
 def _remove_tree(path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
@@ -476,7 +647,7 @@ def _remove_tree(path) -> None:
 async def run(settings: KubeletSettings, *, kubeconfig: str | None = None, client=None,
               container_runtime_endpoint: str = "", bridge: str = "pyk8s0",
               tls_cert: str = "", tls_key: str = "", client_ca: str = "",
-              stop: asyncio.Event | None = None,
+              auth: AuthConfig | None = None, stop: asyncio.Event | None = None,
               started: Callable[[Kubelet], None] | None = None) -> None:
     """Run a node until `stop` is set: containerd, the pod network, the kubelet.
 
@@ -484,12 +655,13 @@ async def run(settings: KubeletSettings, *, kubeconfig: str | None = None, clien
     a restart, or `container_runtime_endpoint`), offline images, the Node
     registration, the CNI conflist for the node's pod CIDR (the flag's, else the
     one the control plane assigned), then the pod loops and the HTTPS endpoint.
-    On stop the loops end; containerd and the pods keep running.
+    On stop the loops end; containerd and the pods keep running. ``auth`` says who
+    may call the HTTPS endpoint (``auth.SECURE`` for server and agent nodes).
     """
     from pyk8s.client.config import load_config
     from pyk8s.client.rest import Client
     from pyk8s.cri.containerd import remove_cgroup_parent
-    from pyk8s.kubelet import node, server
+    from pyk8s.kubelet import node, portforward, server, stats, streaming
 
     machine = await asyncio.to_thread(nodestatus.read_machine_info, settings.data_dir)
     if not settings.node_ip:
@@ -511,7 +683,10 @@ async def run(settings: KubeletSettings, *, kubeconfig: str | None = None, clien
             log.info("waiting for the control plane to assign a pod CIDR to %s",
                      settings.node_name)
             await kubelet.clock.sleep(1.0)
-            kubelet.node_status.node = await client.get(resources.NODES, settings.node_name)
+            try:
+                kubelet.node_status.node = await client.get(resources.NODES, settings.node_name)
+            except (ApiError, TransportError) as e:
+                log.info("reading node %s failed: %s", settings.node_name, e)
             pod_cidr = kubelet.node_status.pod_cidr
         if not container_runtime_endpoint:
             # a runtime someone else runs has its own network config
@@ -524,8 +699,14 @@ async def run(settings: KubeletSettings, *, kubeconfig: str | None = None, clien
                 server.self_signed, settings.root_dir / "pki", machine.hostname,
                 [settings.node_ip, settings.address])
         context = server.ssl_context(cert, key, client_ca or None)
-        setups: list[server.AppSetup] = []  # more routes: streaming, stats, metrics
-        middlewares: list = []  # authentication and authorization of callers
+        setups: list[server.AppSetup] = [streaming.routes(kubelet)]
+        setups.append(portforward.routes(kubelet))
+        setups.append(stats.routes(kubelet))
+        # authentication and authorization of callers (auth.py; upstream's flag defaults
+        # unless ``auth`` says otherwise)
+        callers = KubeletAuth(auth or AuthConfig(), client=client,
+                              node_name=settings.node_name)
+        middlewares: list = [callers.middleware]
         runner = await server.serve(kubelet, address=settings.address, port=settings.port,
                                     context=context, setups=setups, middlewares=middlewares)
         if started is not None:

@@ -5,7 +5,8 @@ ids, kernel, OS), build the Node to register (labels, podCIDR), and compute its
 status: capacity and allocatable (capacity minus the hard eviction thresholds),
 addresses (InternalIP, Hostname), nodeInfo (kubelet v1.32.0,
 `containerd://<version>`), daemonEndpoints, images, and the MemoryPressure,
-DiskPressure, PIDPressure and Ready conditions with upstream's reasons and messages.
+DiskPressure, PIDPressure and Ready conditions with upstream's reasons and messages
+(the pressure conditions as the eviction manager observed them, once it has).
 `NodeStatusReporter` registers the node and PATCHes `nodes/status` every
 `node_status_update_frequency` when something changed, or every
 `node_status_report_frequency` regardless.
@@ -34,7 +35,9 @@ from pyk8s.api.strategicpatch import create_two_way_merge_patch
 from pyk8s.client import resources
 from pyk8s.client.clock import Clock
 from pyk8s.client.errors import ApiError, is_already_exists, is_not_found
+from pyk8s.client.transport import TransportError
 from pyk8s.cri.runtime import RuntimeStatus, VersionInfo
+from pyk8s.kubelet.eviction import MEMORY_AVAILABLE, NODEFS_AVAILABLE, threshold_for
 from pyk8s.kubelet.settings import KUBELET_VERSION, KubeletSettings
 
 log = logging.getLogger(__name__)
@@ -122,8 +125,9 @@ def capacity(settings: KubeletSettings, machine: MachineInfo) -> dict[str, str]:
 
 def allocatable(settings: KubeletSettings, machine: MachineInfo) -> dict[str, str]:
     """Capacity minus the hard eviction thresholds (no reservations configured)."""
-    memory = max(machine.memory - parse_quantity(settings.eviction_memory_available).value(), 0)
-    storage = int(machine.filesystem * (1 - settings.eviction_nodefs_available_percent / 100))
+    memory = max(machine.memory - threshold_for(settings, MEMORY_AVAILABLE, machine.memory), 0)
+    storage = max(machine.filesystem - threshold_for(settings, NODEFS_AVAILABLE,
+                                                     machine.filesystem), 0)
     return dict(capacity(settings, machine), memory=f"{memory // 1024}Ki",
                 **{"ephemeral-storage": str(storage)})
 
@@ -161,12 +165,20 @@ def _condition(kind: str, ok_is_true: bool, good: bool, reason: str, message: st
 
 
 def conditions(settings: KubeletSettings, machine: MachineInfo, runtime: RuntimeStatus | None,
-               runtime_error: str = "") -> list[dict]:
-    """The four conditions, before timestamps (upstream's order)."""
-    threshold = parse_quantity(settings.eviction_memory_available).value()
-    memory_ok = machine.memory_available >= threshold
-    disk_ok = machine.filesystem_available >= \
-        machine.filesystem * settings.eviction_nodefs_available_percent / 100
+               runtime_error: str = "", pressure: frozenset[str] | None = None) -> list[dict]:
+    """The four conditions, before timestamps (upstream's order).
+
+    `pressure` is what the eviction manager observed; without it (hollow nodes,
+    before its first pass) the machine's figures are compared with the thresholds.
+    """
+    if pressure is None:
+        memory_ok = machine.memory_available >= threshold_for(settings, MEMORY_AVAILABLE,
+                                                              machine.memory)
+        disk_ok = machine.filesystem_available >= threshold_for(settings, NODEFS_AVAILABLE,
+                                                                machine.filesystem)
+    else:
+        memory_ok = "MemoryPressure" not in pressure
+        disk_ok = "DiskPressure" not in pressure
     errors = []
     if runtime_error:
         errors.append(f"container runtime is down: {runtime_error}")
@@ -213,13 +225,14 @@ def stamp_conditions(new: list[dict], old: list[dict], now: str) -> list[dict]:
 
 def node_status(settings: KubeletSettings, machine: MachineInfo, *, node_ip: str,
                 version: VersionInfo | None, runtime: RuntimeStatus | None,
-                runtime_error: str = "", images: list[dict] | None = None) -> dict:
+                runtime_error: str = "", images: list[dict] | None = None,
+                pressure: frozenset[str] | None = None) -> dict:
     """The status without timestamps (`stamp_conditions` adds them)."""
     runtime_version = f"{version.runtime_name}://{version.runtime_version}" if version else ""
     return {
         "capacity": capacity(settings, machine),
         "allocatable": allocatable(settings, machine),
-        "conditions": conditions(settings, machine, runtime, runtime_error),
+        "conditions": conditions(settings, machine, runtime, runtime_error, pressure),
         "addresses": [{"type": "InternalIP", "address": node_ip},
                       {"type": "Hostname", "address": machine.hostname}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": settings.port}},
@@ -265,8 +278,10 @@ class NodeStatusReporter:
     def __init__(self, client, settings: KubeletSettings, *, clock: Clock,
                  machine: Callable[[], Awaitable[MachineInfo]], node_ip: str,
                  runtime_state: Callable[[], Awaitable[tuple]],
-                 event: Callable[[dict, str, str, str], None] = lambda *a: None):
+                 event: Callable[[dict, str, str, str], None] = lambda *a: None,
+                 pressure: Callable[[], frozenset[str] | None] = lambda: None):
         self.client, self.settings, self.clock = client, settings, clock
+        self.pressure = pressure  # the eviction manager's conditions under pressure
         self.machine, self.node_ip = machine, node_ip
         self.runtime_state = runtime_state  # -> (version, status, error, images)
         self.event = event  # (node, type, reason, message)
@@ -307,11 +322,18 @@ class NodeStatusReporter:
         """Write the status if it changed or the report period passed; True if written."""
         if self.node is None:
             await self.register()
+        else:
+            # As upstream's tryUpdateNodeStatus: compare with the Node as the API has it
+            # (from the watch cache), not our last write, so a status someone else
+            # changed (the lifecycle controller's Unknown) is reported over at once.
+            self.node = await self.client.get(resources.NODES, self.settings.node_name,
+                                              params=[("resourceVersion", "0")])
         machine = await self.machine()
         version, runtime, error, images = await self.runtime_state()
         fresh = node_status(self.settings, machine, node_ip=self.node_ip, version=version,
                             runtime=runtime, runtime_error=error,
-                            images=node_images(images, self.settings.node_status_max_images))
+                            images=node_images(images, self.settings.node_status_max_images),
+                            pressure=self.pressure())
         old = (self.node or {}).get("status") or {}
         now = self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
         fresh["conditions"] = stamp_conditions(fresh["conditions"], old.get("conditions") or [],
@@ -348,6 +370,8 @@ class NodeStatusReporter:
                 log.warning("updating node status failed: %s", e)
                 if is_not_found(e):
                     self.node = None  # deleted: register again at the next update
+            except TransportError as e:  # the API server is unreachable: try again
+                log.warning("updating node status failed: %s", e)
             except Exception:  # noqa: BLE001 - keep reporting; the next try may work
                 log.exception("updating node status failed")
             await self.clock.sleep(self.settings.node_status_update_frequency)

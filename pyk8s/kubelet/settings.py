@@ -9,8 +9,10 @@ Invariants:
   restart back-off 10 s doubling to 5 min (reset after 10 min of quiet), image pull
   back-off the same, node status every 10 s (reported at least every 5 min), node
   lease 40 s renewed every 10 s, minimum termination grace 2 s, 110 pods, hard
-  eviction thresholds memory.available 100Mi and nodefs.available 10% (subtracted
-  from allocatable), cluster DNS 10.43.0.10 in `cluster.local`.
+  eviction thresholds memory.available<100Mi, nodefs.available<10%,
+  nodefs.inodesFree<5%, imagefs.available<15%, imagefs.inodesFree<5% (memory and
+  nodefs subtracted from allocatable), static pod manifests read every 20 s,
+  cluster DNS 10.43.0.10 in `cluster.local`.
 - Every path derives from `data_dir`: the pods' directories (upstream's
   /var/lib/kubelet/pods) under `root_dir`, CRI log files (upstream's /var/log/pods)
   under `pod_logs_dir`. Two kubelets with different data dirs share nothing.
@@ -23,6 +25,11 @@ from pathlib import Path
 
 # What `kubectl get node -o wide` shows as the kubelet version.
 KUBELET_VERSION = "v1.32.0"
+
+# Upstream's DefaultEvictionHard on Linux: (signal, threshold) pairs.
+DEFAULT_EVICTION_HARD = (("memory.available", "100Mi"), ("nodefs.available", "10%"),
+                         ("nodefs.inodesFree", "5%"), ("imagefs.available", "15%"),
+                         ("imagefs.inodesFree", "5%"))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -67,9 +74,18 @@ class KubeletSettings:
     node_lease_duration: int = 40
     node_lease_renew_fraction: float = 0.25
     node_lease_max_backoff: float = 7.0
-    eviction_memory_available: str = "100Mi"
-    eviction_nodefs_available_percent: float = 10.0
     node_status_max_images: int = 50
+
+    # node-pressure eviction (upstream's --eviction-hard and its defaults, the eviction
+    # manager's 10 s monitoring interval, --eviction-pressure-transition-period)
+    eviction_hard: tuple[tuple[str, str], ...] = DEFAULT_EVICTION_HARD
+    eviction_monitoring_period: float = 10.0
+    eviction_pressure_transition_period: float = 300.0
+
+    # static pods: manifests in `static_pod_path` (default <data-dir>/agent/manifests),
+    # read again every `file_check_frequency` (upstream's 20 s)
+    static_pod_path: Path | None = None
+    file_check_frequency: float = 20.0
 
     # the kubelet's HTTPS endpoint (logs for the API server)
     address: str = "127.0.0.1"
@@ -83,6 +99,11 @@ class KubeletSettings:
     @property
     def pods_dir(self) -> Path:
         return self.root_dir / "pods"
+
+    @property
+    def manifests_dir(self) -> Path:
+        """Where static pod manifests live (upstream's staticPodPath)."""
+        return self.static_pod_path or self.data_dir / "agent" / "manifests"
 
     @property
     def pod_logs_dir(self) -> Path:

@@ -18,7 +18,10 @@ Invariants:
   when its status changes.
 - Patches are computed against the newest copy of the pod the kubelet knows (the
   informer's or the last patch answer, whichever has the higher resourceVersion).
-- Conditions not owned by the kubelet are left to their owners.
+- Conditions not owned by the kubelet are left to their owners (DisruptionTarget
+  is shared: the kubelet sends its own with the move to a terminal phase).
+- A static pod's status goes to its mirror pod: `get_pod` answers the mirror, and
+  the patch's UID precondition is the mirror's.
 """
 from __future__ import annotations
 
@@ -97,6 +100,13 @@ def merge_pod_status(api_status: dict, status: dict) -> dict:
                   if c.get("type") not in KUBELET_CONDITIONS]
     conditions += [c for c in status.get("conditions") or []
                    if c.get("type") in KUBELET_CONDITIONS]
+    # the kubelet shares DisruptionTarget: it sends its own (an eviction) only with the
+    # move to a terminal phase, as upstream's mergePodStatus
+    if api_status.get("phase") not in TERMINAL and status.get("phase") in TERMINAL:
+        for c in status.get("conditions") or []:
+            if c.get("type") == "DisruptionTarget":
+                conditions = [o for o in conditions if o.get("type") != "DisruptionTarget"]
+                conditions.append(c)
     if merged.get("phase") in TERMINAL:
         reason = "PodCompleted" if merged["phase"] == "Succeeded" else "PodFailed"
         for i, c in enumerate(conditions):
@@ -195,6 +205,13 @@ class StatusManager:
             status["phase"] = "Failed"
         self.set_pod_status(pod, status, force=True, finished=True)
 
+    def rewrite(self, uid: str) -> None:
+        """Write the pod's status again (its API object was replaced: a new mirror pod)."""
+        if uid in self.statuses:
+            self._written.pop(uid, None)
+            self._answers.pop(uid, None)
+            self._dirty.set()
+
     def forget(self, uid: str) -> None:
         """The pod is gone from the API: drop what the manager knows of it."""
         self.statuses.pop(uid, None)
@@ -264,8 +281,10 @@ class StatusManager:
         version = cached.version
         api_status = pod.get("status") or {}
         merged = merge_pod_status(api_status, cached.status)
+        # the API object's UID: a static pod's status goes to its mirror pod
+        api_uid = pods.uid(pod) or uid
         patch = create_two_way_merge_patch({"status": api_status},
-                                           {"metadata": {"uid": uid}, "status": merged},
+                                           {"metadata": {"uid": api_uid}, "status": merged},
                                            POD_SCHEMA)
         if set(patch) - {"metadata"}:
             pod = await self.client.patch(resources.PODS, cached.name, body=patch,
@@ -277,7 +296,7 @@ class StatusManager:
             try:
                 await self.client.delete(resources.PODS, cached.name,
                                          namespace=cached.namespace, grace_period_seconds=0,
-                                         preconditions={"uid": uid})
+                                         preconditions={"uid": api_uid})
             except ApiError as e:
                 if not is_not_found(e) and e.code != 409:
                     raise

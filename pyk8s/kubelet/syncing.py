@@ -42,7 +42,7 @@ from pyk8s.client.clock import Clock
 from pyk8s.cri.runtime import CRIError, Image, Runtime
 from pyk8s.kubelet import actions as act
 from pyk8s.kubelet import containers as ctr
-from pyk8s.kubelet import hooks, logs, pods, sandboxes
+from pyk8s.kubelet import hooks, logs, pods, sandboxes, staticpods
 from pyk8s.kubelet.backoff import Backoff
 from pyk8s.kubelet.podstatus import StartFailure
 from pyk8s.kubelet.probes import NetworkProbes, ProbeNetwork
@@ -314,9 +314,14 @@ class PodSyncer:
             image_info = await self.runtime.image_status(image)
         ctr.check_run_as_non_root(pod, container, image_info.uid if image_info else None,
                                   image_info.username if image_info else "")
+        services = self.services()
+        if services is None and staticpods.is_static(pod):
+            # upstream waits for the service list only for pods from the API: a
+            # static pod starts with what is known (the API may be down)
+            services = []
         env = await ctr.environment(pod, container, source=self.config_source, pod_ips=ips,
                                     host_ips=self.host_ips(), allocatable=self.allocatable(),
-                                    services=self.services(),
+                                    services=services,
                                     warn=lambda reason, message: self._event(
                                         pod, "Warning", reason, message))
         mounts = list(await self.volume_mounts(pod, container))

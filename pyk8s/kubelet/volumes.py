@@ -12,7 +12,10 @@ Invariants:
 - Data volumes are written as upstream's AtomicWriter does: files in a timestamped
   `..<time>` directory, a `..data` symlink swapped atomically by rename, and
   user-visible symlinks `<path> -> ..data/<path>`; a reader never sees a half
-  written volume. Unchanged content is not rewritten.
+  written volume. Unchanged content is not rewritten. Every sync of the pod (at
+  least every `sync_frequency`) writes them again from the API, so a running pod
+  sees its ConfigMaps, Secrets and labels change; a subPath mount is bound to the
+  file of its time and does not follow (as upstream).
 - A bound service-account token is requested again once 80% of its lifetime has
   passed (or after 24 h), as the kubelet's token manager does.
 - A missing non-optional ConfigMap or Secret, or a volume type the node does not
@@ -26,6 +29,7 @@ import base64
 import datetime
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from pyk8s.api.quantities import parse_quantity
@@ -48,8 +52,11 @@ class VolumeError(Exception):
     """A volume cannot be set up (FailedMount)."""
 
 
-def _time_dir(now: datetime.datetime) -> str:
-    return now.strftime("..%Y_%m_%d_%H_%M_%S.%f")
+def _time_dir(target: Path, now: datetime.datetime) -> Path:
+    """A fresh `..<time>.<random>` directory in `target` (upstream's os.MkdirTemp)."""
+    fresh = Path(tempfile.mkdtemp(prefix=now.strftime("..%Y_%m_%d_%H_%M_%S."), dir=target))
+    os.chmod(fresh, 0o755)
+    return fresh
 
 
 def write_atomic(target: Path, files: dict[str, tuple[bytes, int]],
@@ -63,8 +70,7 @@ def write_atomic(target: Path, files: dict[str, tuple[bytes, int]],
             return False
     else:
         old = None
-    fresh = target / _time_dir(now)
-    fresh.mkdir()
+    fresh = _time_dir(target, now)
     for rel, (data, mode) in files.items():
         path = fresh / rel
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -81,6 +81,7 @@ class PodWorker:
         self.task: asyncio.Task | None = None
         self.terminated_synced = False
         self.errors = 0
+        self.kill_grace: int | None = None  # a kill the kubelet asked for (eviction)
 
     def update(self, pod: dict) -> None:
         self.pod = pod
@@ -109,6 +110,8 @@ class PodWorker:
     def effective_grace(self) -> int:
         """The grace period for termination; it only ever shrinks (at least 1 s)."""
         wanted = pods.termination_grace_period(self.pod)
+        if self.kill_grace is not None:
+            wanted = min(wanted, self.kill_grace)
         if self.grace is not None:
             wanted = min(wanted, self.grace)
         self.grace = max(wanted, 1)
@@ -139,7 +142,8 @@ class PodWorker:
 
     async def _step(self, handler: PodHandler) -> None:
         if self.state == State.SYNCING:
-            if self.removed or pods.deletion_requested(self.pod):
+            if self.removed or pods.deletion_requested(self.pod) or \
+                    self.kill_grace is not None:
                 self.state = State.TERMINATING
             else:
                 outcome = await handler.sync_pod(self.pod)
@@ -219,6 +223,15 @@ class PodWorkers:
         if pod is not None:
             worker.pod = pod
         worker.removed = True
+        worker.wake()
+
+    def kill(self, uid: str, grace: int) -> None:
+        """Terminate the pod within `grace` seconds though the API keeps it (eviction)."""
+        worker = self.workers.get(uid)
+        if worker is None:
+            return
+        worker.kill_grace = grace if worker.kill_grace is None else min(grace,
+                                                                           worker.kill_grace)
         worker.wake()
 
     def wake(self, uid: str) -> None:

@@ -106,7 +106,9 @@ class Cluster:
 class KubeletProcess:
     """`python -m pyk8s.kubelet` for one test node."""
 
-    def __init__(self, base: Path, cluster: Cluster):
+    def __init__(self, base: Path, cluster: Cluster, *, subnet: str = SUBNET,
+                 extra_args: tuple[str, ...] = ()):
+        self.subnet, self.extra_args = subnet, list(extra_args)
         token = secrets.token_hex(3)
         self.name = f"kt-{token}"
         self.data_dir = base / "node"
@@ -121,13 +123,14 @@ class KubeletProcess:
     def socket(self) -> str:
         return str(nodemod.containerd_config(self.data_dir).address)
 
-    def start(self) -> None:
+    def start(self, *, wait_ready: bool = True) -> None:
         out = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pyk8s.kubelet", "--data-dir", str(self.data_dir),
              "--kubeconfig", self.cluster.kubeconfig, "--hostname-override", self.name,
-             "--node-ip", "127.0.0.1", "--pod-cidr", SUBNET, "--bridge", self.bridge,
-             "--cgroup-root", self.cgroup_root, "--port", str(self.port)],
+             "--node-ip", "127.0.0.1", "--pod-cidr", self.subnet, "--bridge", self.bridge,
+             "--cgroup-root", self.cgroup_root, "--port", str(self.port),
+             *self.extra_args],
             stdout=out, stderr=subprocess.STDOUT)
 
         def ready():
@@ -138,7 +141,8 @@ class KubeletProcess:
                                      check=False)
             return r.returncode == 0 and r.stdout == "True"
 
-        _wait(ready, timeout=60, what=f"node {self.name} to be Ready")
+        if wait_ready:
+            _wait(ready, timeout=60, what=f"node {self.name} to be Ready")
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

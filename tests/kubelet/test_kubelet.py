@@ -193,6 +193,20 @@ async def test_housekeeping_removes_pods_the_api_does_not_know(node):
     assert sandbox_id not in node.runtime.sandboxes
 
 
+async def test_node_marked_unknown_by_the_controller_reports_ready_again(node):
+    await node.kubelet.node_status.update(force=True)
+    n = await node.client.get(resources.NODES, "node-a")
+    for c in n["status"]["conditions"]:  # what the node lifecycle controller writes
+        c.update(status="Unknown", reason="NodeStatusUnknown",
+                 message="Kubelet stopped posting node status.")
+    await node.client.update(resources.NODES, n, subresource="status")
+    # well within the report period: the kubelet writes because the API differs
+    assert await node.kubelet.node_status.update() is True
+    n = await node.client.get(resources.NODES, "node-a")
+    ready = next(c for c in n["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "KubeletReady")
+
+
 async def test_node_registration_status_and_lease(node):
     await node.kubelet.node_status.update(force=True)
     n = await node.client.get(resources.NODES, "node-a")
