@@ -23,6 +23,11 @@ def default_data_dir() -> str:
     return "/var/lib/pyk8s" if os.geteuid() == 0 else os.path.expanduser("~/.pyk8s")
 
 
+def _metric_resolution(text: str) -> float:
+    from ..apiserver.metricsapi import parse_resolution
+    return parse_resolution(text)
+
+
 def _add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=default_data_dir())
     p.add_argument("--https-port", type=int, default=6443)
@@ -42,6 +47,8 @@ def _add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audit-policy-file", default="",
                    help="an audit.k8s.io/v1 Policy; with --audit-log-path, log who did what")
     p.add_argument("--audit-log-path", default="", help="JSON-lines audit log file")
+    p.add_argument("--metric-resolution", default="15s", type=_metric_resolution,
+                   help="how often the metrics API scrapes each kubelet (a duration)")
     p.add_argument("--encryption-provider-config", default="",
                    help="an apiserver.config.k8s.io/v1 EncryptionConfiguration: encrypt "
                         "those resources (e.g. secrets) in the datastore")
@@ -87,7 +94,7 @@ async def start_apiserver(args: argparse.Namespace) -> RunningAPIServer:
                               audit_policy_file=args.audit_policy_file,
                               audit_log_path=args.audit_log_path)
     server = APIServer(store, advertise=advertise, service_cidr=args.service_cidr,
-                       security=security)
+                       security=security, metric_resolution=args.metric_resolution)
     await server.start()
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(*tls.serving_files)
@@ -165,27 +172,6 @@ async def run_hollow(args: argparse.Namespace) -> None:
     print(f"pyk8s: running {args.count} hollow nodes ({args.prefix}0...); Ctrl-C stops "
           f"them; kubectl delete nodes -l pyk8s.io/hollow-node=true removes them", flush=True)
     await run_hollow_nodes(kubeconfig, count=args.count, prefix=args.prefix, stop=stop)
-
-
-async def run_agent(args: argparse.Namespace) -> None:
-    """`pyk8s agent`: TLS bootstrap to the node's own identity, then the kubelet."""
-    from pathlib import Path
-    from ..kubelet.bootstrap import bootstrap
-    from ..kubelet.kubelet import run as run_kubelet
-    from ..kubelet.settings import KubeletSettings
-    stop = stop_event()
-    data_dir = os.path.abspath(args.data_dir)
-    node = (args.node_name or socket.gethostname()).lower()
-    kubeconfig = await bootstrap(server=args.server, ca_file=args.ca_file, token=args.token,
-                                 node=node, kubeconfig=os.path.join(
-                                     data_dir, "agent", "kubelet.kubeconfig"))
-    print(f"pyk8s: node {node} has its certificate (system:node:{node})", flush=True)
-    print("pyk8s: kube-proxy and DNS on joined nodes come with multi-node networking; "
-          "this node runs the kubelet", flush=True)
-    settings = KubeletSettings(node_name=node, data_dir=Path(data_dir), pod_cidr=args.pod_cidr,
-                               node_ip=args.node_ip, address="0.0.0.0")
-    await run_kubelet(settings, kubeconfig=kubeconfig, client_ca=args.ca_file, stop=stop,
-                      started=lambda _k: print(f"pyk8s: node {node} ready", flush=True))
 
 
 def images(args: argparse.Namespace) -> int:
@@ -272,6 +258,18 @@ def main(argv: list[str] | None = None) -> int:
     p_agent.add_argument("--node-ip", default="")
     p_agent.add_argument("--pod-cidr", default="",
                          help="default: the one the control plane assigns")
+    # A second node on a machine that already runs one needs its own bridge,
+    # kubelet port and cgroup root, and leaves kube-proxy and DNS to the first.
+    p_agent.add_argument("--bridge", default="pyk8s0",
+                         help="the pod network's Linux bridge (one per node on a machine)")
+    p_agent.add_argument("--kubelet-port", type=int, default=10250,
+                         help="the kubelet's HTTPS port (logs, exec)")
+    p_agent.add_argument("--cgroup-root", default="/kubepods",
+                         help="cgroupfs parent of this node's pods")
+    p_agent.add_argument("--disable-kube-proxy", action="store_true",
+                         help="run no kube-proxy (another node on this machine runs one)")
+    p_agent.add_argument("--disable-dns", action="store_true",
+                         help="run no cluster DNS (another node on this machine runs it)")
     p_agent.add_argument("-v", "--verbose", action="store_true")
     p_hollow = sub.add_parser("hollow-nodes", help="simulated nodes that run pods through "
                                                   "a fake runtime (scale tests)")
@@ -316,7 +314,11 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run_hollow(args))
         return 0
     if args.command == "agent":
-        asyncio.run(run_agent(args))
+        from .server import run_agent
+
+        async def join() -> None:
+            await run_agent(args, stop_event())
+        asyncio.run(join())
         return 0
     if args.command == "check":
         from .check import main as check_main

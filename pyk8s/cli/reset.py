@@ -8,6 +8,7 @@ dir is kept; delete the folder to forget the cluster too.
 """
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 
@@ -16,10 +17,26 @@ async def reset(data_dir: str) -> list[str]:
     from ..dns.hostnet import HostShell, unbind_service_ip
     from ..dns.server import DNS_IP
     from ..kubelet.node import reset_node
+    from .noderecord import read_record
+    # only what this data dir's node set up: another node may share the machine
+    record = await asyncio.to_thread(read_record, data_dir)
+    notes = await reset_node(Path(data_dir), bridge=record.bridge,
+                             cgroup_root=record.cgroup_root)
+    if record.kube_proxy:
+        await _reset_proxy(notes)
+    if record.dns:
+        try:
+            await unbind_service_ip(HostShell(), DNS_IP)
+        except DnsHostError as err:
+            notes.append(f"DNS address: {err}")
+    return notes
+
+
+async def _reset_proxy(notes: list[str]) -> None:
+    """kube-proxy's nftables tables and service routes."""
     from ..proxy.nft import HostCommands, HostError, remove_service_routes
     from ..proxy.proxier import ProxySettings
     from ..proxy.rules import TABLE
-    notes = await reset_node(Path(data_dir))
     host = HostCommands()
     for family in ("ip", "ip6"):
         try:
@@ -32,8 +49,3 @@ async def reset(data_dir: str) -> list[str]:
             await remove_service_routes(host, device)
         except HostError as err:
             notes.append(f"service routes: {err}")
-    try:
-        await unbind_service_ip(HostShell(), DNS_IP)
-    except DnsHostError as err:
-        notes.append(f"DNS address: {err}")
-    return notes

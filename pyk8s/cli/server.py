@@ -19,6 +19,8 @@ import os
 import socket
 from typing import Awaitable, Callable
 
+from .noderecord import NodeRecord
+
 log = logging.getLogger(__name__)
 
 
@@ -94,15 +96,7 @@ async def run_server(args: argparse.Namespace, start_apiserver: Callable,
         if not args.disable_agent:
             await start_agent(args, api, comps)
         say(f"cluster ready; try: KUBECONFIG={api.admin_kubeconfig} kubectl get nodes")
-        waiters = [asyncio.ensure_future(stop.wait()),
-                   asyncio.ensure_future(comps.failed.wait())]
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        for w in waiters:
-            w.cancel()
-        if comps.failed.is_set() and not stop.is_set():
-            say(f"shutting down: {comps.failure}")
-        else:
-            say("shutting down")
+        await wait_until_stopped(stop, comps)
     finally:
         await comps.stop()
         await api.close()
@@ -129,32 +123,80 @@ async def start_control_plane(args, api, comps: Components) -> None:
     say("controller manager started")
     comps.start("scheduler", scheduler.run(creds["scheduler"], leader_elect=True))
     say("scheduler started")
+    from ..proxy import servicelb
+    # LoadBalancer Services get the Ready nodes' addresses as ingress (k3s ServiceLB).
+    comps.start("servicelb", servicelb.run(api.admin_kubeconfig, leader_elect=True))
+    say("servicelb started")
     from .manifests import watch_manifests
     manifests = os.path.join(api.data_dir, "server", "manifests")
     comps.start("manifests", watch_manifests(api.admin_kubeconfig, manifests))
     say(f"applying manifests from {manifests}")
+    await ensure_kube_dns_service(api.admin_kubeconfig)
+
+
+async def ensure_kube_dns_service(kubeconfig: str) -> None:
+    """Register ``kube-system/kube-dns`` on 10.43.0.10 (the DNS of every node
+    answers there) unless it exists, so no other Service is given that address."""
+    from ..client import ApiError, Client, is_already_exists, is_not_found, load_config
+    from ..client import resources as r
+    from ..dns.server import DNS_IP, kube_dns_service
+    async with Client(load_config(kubeconfig)) as client:
+        try:
+            await client.get(r.SERVICES, "kube-dns", namespace="kube-system")
+            return
+        except ApiError as err:
+            if not is_not_found(err):
+                raise
+        try:
+            await client.create(r.SERVICES, kube_dns_service(DNS_IP), namespace="kube-system")
+        except ApiError as err:
+            # another server of the cluster registered it first
+            if not is_already_exists(err):
+                raise
 
 
 async def start_agent(args, api, comps: Components) -> None:
+    """The embedded node: kubelet, kube-proxy and DNS on this machine."""
     if os.geteuid() != 0:
         say("not root: the embedded node needs root (containerd, network); running the "
             "control plane only (use --disable-agent to silence this)")
         return
-    from ..dns import server as dns
-    from ..kubelet.kubelet import run as run_kubelet
     from ..kubelet.settings import KubeletSettings
-    from ..proxy import server as proxy
     from pathlib import Path
     node = (args.node_name or socket.gethostname()).lower()
     kubeconfig = node_kubeconfig(api.data_dir, api.url, api.ca, node)
-    # The kubelet listens on every address but takes only clients with a
-    # certificate from the cluster CA (the API server's, for logs).
+    # The kubelet listens on every address; its callers need a certificate from the
+    # cluster CA (the API server's) or a token, and RBAC's nodes/* (kubelet/auth.py).
     settings = KubeletSettings(node_name=node, data_dir=Path(api.data_dir),
                                pod_cidr=args.pod_cidr, node_ip=args.node_ip,
                                address="0.0.0.0")
-    ready = asyncio.Event()
     ca_file = os.path.join(api.data_dir, "server", "tls", "server-ca.crt")
-    comps.start("kubelet", run_kubelet(settings, kubeconfig=kubeconfig, client_ca=ca_file,
+    await start_node(comps, settings=settings, kubeconfig=kubeconfig, client_ca=ca_file,
+                     record=NodeRecord(), proxy_kubeconfig=api.component_kubeconfigs["proxy"],
+                     dns_kubeconfig=api.admin_kubeconfig)
+
+
+async def start_node(comps: Components, *, settings, kubeconfig: str, client_ca: str,
+                     record: NodeRecord, proxy_kubeconfig: str, dns_kubeconfig: str) -> bool:
+    """A node's kubelet, then (as ``record`` says) kube-proxy and cluster DNS.
+
+    Shared by the embedded node and `pyk8s agent`. Returns False when the kubelet
+    failed before it was ready (``comps.failure`` says why).
+    """
+    from ..dns import server as dns
+    from ..kubelet.kubelet import run as run_kubelet
+    from ..kubelet import auth as kubelet_auth
+    from ..proxy import server as proxy
+    from .noderecord import write_record
+    node = settings.node_name
+    # written before anything is set up, so `pyk8s reset` knows what to remove
+    await asyncio.to_thread(write_record, str(settings.data_dir), record)
+    ready = asyncio.Event()
+    # callers need a certificate from the cluster CA or a token the API server
+    # accepts, and RBAC's nodes/proxy (stats, log, ...) permission
+    comps.start("kubelet", run_kubelet(settings, kubeconfig=kubeconfig, client_ca=client_ca,
+                                       auth=kubelet_auth.SECURE,
+                                       bridge=record.bridge,
                                        started=lambda _k: ready.set()))
     waiter = asyncio.ensure_future(ready.wait())
     failed = asyncio.ensure_future(comps.failed.wait())
@@ -162,9 +204,66 @@ async def start_agent(args, api, comps: Components) -> None:
     waiter.cancel()
     failed.cancel()
     if comps.failed.is_set():
-        return
+        return False
     say(f"node {node} ready")
-    comps.start("kube-proxy", proxy.run(api.component_kubeconfigs["proxy"], node))
-    say("kube-proxy started")
-    comps.start("dns", dns.run(api.admin_kubeconfig))
-    say("cluster DNS started on 10.43.0.10")
+    if record.kube_proxy:
+        comps.start("kube-proxy", proxy.run(proxy_kubeconfig, node))
+        say("kube-proxy started")
+    else:
+        say("kube-proxy disabled: another node on this machine programs its Services")
+    if record.dns:
+        # The kube-dns Service is the control plane's to register (a node's
+        # credentials may not create Services).
+        comps.start("dns", dns.run(dns_kubeconfig, register_service=False))
+        say("cluster DNS started on 10.43.0.10")
+    else:
+        say("cluster DNS disabled: another node on this machine answers on 10.43.0.10")
+    return True
+
+
+async def run_agent(args: argparse.Namespace, stop: asyncio.Event) -> None:
+    """`pyk8s agent`: TLS bootstrap to the node's own identity, then the node.
+
+    kube-proxy and DNS run with the node's credentials (``system:node:<name>``;
+    the ``pyk8s:node-proxier`` binding lets nodes list Services and
+    EndpointSlices). A second node on a machine that already runs one passes
+    ``--disable-kube-proxy --disable-dns``: both program the host's network
+    namespace, which one node's kube-proxy and DNS already serve for every node.
+    """
+    from pathlib import Path
+    from ..kubelet.bootstrap import bootstrap
+    from ..kubelet.settings import KubeletSettings
+    data_dir = os.path.abspath(args.data_dir)
+    node = (args.node_name or socket.gethostname()).lower()
+    kubeconfig = await bootstrap(server=args.server, ca_file=args.ca_file, token=args.token,
+                                 node=node, kubeconfig=os.path.join(
+                                     data_dir, "agent", "kubelet.kubeconfig"))
+    say(f"node {node} has its certificate (system:node:{node})")
+    settings = KubeletSettings(node_name=node, data_dir=Path(data_dir), pod_cidr=args.pod_cidr,
+                               node_ip=args.node_ip, address="0.0.0.0",
+                               port=args.kubelet_port, cgroup_root=args.cgroup_root)
+    record = NodeRecord(bridge=args.bridge, cgroup_root=args.cgroup_root,
+                        kube_proxy=not args.disable_kube_proxy, dns=not args.disable_dns)
+    comps = Components()
+    try:
+        if await start_node(comps, settings=settings, kubeconfig=kubeconfig,
+                            client_ca=args.ca_file, record=record,
+                            proxy_kubeconfig=kubeconfig, dns_kubeconfig=kubeconfig):
+            await wait_until_stopped(stop, comps)
+        else:
+            say(f"shutting down: {comps.failure}")
+    finally:
+        await comps.stop()
+
+
+async def wait_until_stopped(stop: asyncio.Event, comps: Components) -> None:
+    """Until ``stop`` is set or a component fails; says which."""
+    waiters = [asyncio.ensure_future(stop.wait()),
+               asyncio.ensure_future(comps.failed.wait())]
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for w in waiters:
+        w.cancel()
+    if comps.failed.is_set() and not stop.is_set():
+        say(f"shutting down: {comps.failure}")
+    else:
+        say("shutting down")

@@ -461,6 +461,10 @@ def cluster_role_bindings() -> list[tuple[str, str, list[dict]]]:
         ("pyk8s:node-autoapprove-certificate-rotation",
          "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient",
          [_group("system:nodes")]),
+        # `pyk8s agent` runs kube-proxy and cluster DNS with the node's own
+        # credentials (k3s hands agents a kube-proxy certificate instead): both
+        # list Services and EndpointSlices, which a node may otherwise not.
+        ("pyk8s:node-proxier", "system:node-proxier", [_group("system:nodes")]),
     ]
     for name, _ in controller_roles():
         out.append((name, name, [_sa("kube-system", name[len("system:controller:"):])]))
