@@ -57,7 +57,15 @@ class HostCommands:
             *self._prefix(), *args,
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
+        try:
+            out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
+        except (RuntimeError, ConnectionError) as exc:
+            # The pipe to the child broke under us (uvloop reports a closed transport
+            # as RuntimeError): the transaction did not go through as written.
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
+            raise HostError(f"{' '.join(args[:3])} failed: {exc}") from None
         if proc.returncode != 0:
             raise HostError(f"{' '.join(args[:3])} failed ({proc.returncode}): "
                            f"{(err or out).decode(errors='replace').strip()}")

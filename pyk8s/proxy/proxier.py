@@ -313,7 +313,9 @@ class Proxier:
         try:
             if plan:
                 await self.runner.apply(plan.text)
-        except (HostError, OSError) as err:
+        except Exception as err:  # noqa: BLE001 - whatever failed, the changes must not be lost
+            if not isinstance(err, (HostError, OSError)):
+                log.exception("nftables sync failed unexpectedly")
             log.error("nftables sync failed, retrying in %ss: %s", self.settings.sync_period, err)
             self.metrics.sync_failures.inc()
             self.ruleset.invalidate()

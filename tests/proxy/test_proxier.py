@@ -99,6 +99,33 @@ async def test_a_failed_transaction_is_retried_as_a_full_sync(started, clock):
     assert "10.43.0.5 . tcp . 80" in host.transactions[1]
 
 
+async def test_an_unexpected_failure_loses_no_change(started, clock):
+    # What CI saw: the pipe to ``nft -f -`` closed under uvloop (a RuntimeError).
+    proxier, host = started
+    proxier.set_services_synced()
+    proxier.set_slices_synced()
+    await settle(proxier)
+    real_apply = host.apply
+    calls = 0
+
+    async def broken_once(text: str) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("unable to perform operation on <WriteUnixTransport closed=True>")
+        await real_apply(text)
+
+    host.apply = broken_once
+    before = len(host.transactions)
+    proxier.on_service_add(service("web", "10.43.0.5"))
+    await settle(proxier)
+    assert len(host.transactions) == before and proxier.metrics.sync_failures._value.get() == 1
+    clock.advance(30.0)  # sync_period after the failure: the change goes in after all
+    await settle(proxier)
+    assert len(host.transactions) == before + 1
+    assert "10.43.0.5 . tcp . 80" in host.transactions[-1]
+
+
 async def test_programming_latency_is_measured_from_the_trigger_time(started, clock):
     proxier, host = started
     proxier.set_services_synced()
