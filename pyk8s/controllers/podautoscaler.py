@@ -496,7 +496,7 @@ class Conditions:
 
 
 class SpecError(Exception):
-    pass
+    """A metric spec the controller cannot compute (upstream's invalid metric source)."""
 
 
 # -- the controller -------------------------------------------------------------------------
