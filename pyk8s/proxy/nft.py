@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import platform
 import re
+import tempfile
 from typing import Protocol
 
 
@@ -72,7 +74,13 @@ class HostCommands:
         return out.decode(errors="replace")
 
     async def apply(self, text: str) -> None:
-        await self._run(self.nft, "-f", "-", stdin=text)
+        # From a file, not ``-f -``: under uvloop the pipe to a child's stdin was seen
+        # closed mid-write (a RuntimeError), losing the transaction.
+        path = await asyncio.to_thread(_write_temp, text)
+        try:
+            await self._run(self.nft, "-f", path)
+        finally:
+            await asyncio.to_thread(os.unlink, path)
 
     async def delete_table(self, family: str, table: str) -> None:
         # "add" first so that deleting an absent table is not an error.
@@ -90,6 +98,13 @@ class HostCommands:
         except HostError as err:
             if "0 flow entries" not in str(err):
                 raise
+
+
+def _write_temp(text: str) -> str:
+    fd, path = tempfile.mkstemp(prefix="pyk8s-nft-", suffix=".nft")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
 
 
 class FakeHost:
