@@ -9,9 +9,15 @@ its lease, a server that never stops.
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, TypeVar
+import logging
+import ssl
+from typing import Awaitable, Coroutine, Iterable, TypeVar
+
+from aiohttp import web
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+CHUNK = 2 ** 16
 
 
 async def wait_for(aw: Awaitable[T], timeout: float | None) -> T:
@@ -50,3 +56,56 @@ def take_over_connection(request, *, limit: int = 2 ** 16) -> asyncio.StreamRead
     reader.set_transport(request.transport)
     request.protocol.keep_alive(False)
     return reader
+
+
+class SwitchedResponse(web.StreamResponse):
+    """A 101 whose body is the raw upgraded stream: no chunking, no Content-Length (as
+    aiohttp's own WebSocketResponse)."""
+
+    _length_check = False
+
+
+async def relay(copies: Iterable[Coroutine], writer: asyncio.StreamWriter) -> None:
+    """Run the two copies of an upgraded session until either ends, then close the
+    backend's ``writer``: either side closing ends the session (upstream's proxies wait
+    for one copy to finish, then close both connections)."""
+    tasks = [asyncio.ensure_future(c) for c in copies]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for result in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(result, Exception) and not isinstance(result, ConnectionError):
+                log.debug("relay ended: %r", result)
+        writer.close()
+        try:
+            await wait_for(writer.wait_closed(), 5.0)
+        except (OSError, TimeoutError, ssl.SSLError) as err:
+            log.debug("closing the backend of a relay: %s", err)
+
+
+async def splice(request, response: web.StreamResponse, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter, *, limit: int = CHUNK) -> web.StreamResponse:
+    """Answer an upgrade ``request`` with ``response`` (a 101, headers set) and copy
+    bytes between its client and a backend's ``reader``/``writer`` until either side
+    closes. The backend connection is closed on every path."""
+    try:
+        client = take_over_connection(request, limit=limit)
+        response.force_close()
+        await response.prepare(request)
+    except BaseException:
+        writer.close()
+        raise
+
+    async def to_backend() -> None:
+        while data := await client.read(limit):
+            writer.write(data)
+            await writer.drain()
+
+    async def to_client() -> None:
+        while data := await reader.read(limit):
+            await response.write(data)
+
+    await relay((to_backend(), to_client()), writer)
+    return response

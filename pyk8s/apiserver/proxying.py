@@ -308,13 +308,6 @@ async def _forward(request: web.Request, location: Location,
 
 # -- upgrades -------------------------------------------------------------------------------
 
-class _SwitchedResponse(web.StreamResponse):
-    """A 101 whose body is the raw upgraded stream: no chunking, no Content-Length (as
-    aiohttp's own WebSocketResponse)."""
-
-    _length_check = False
-
-
 def _request_head(request: web.Request, location: Location) -> bytes:
     headers = _forwarded_headers(request, location, keep_upgrade=True)
     lines = [f"{request.method} {location.path_qs} HTTP/1.1"]
@@ -393,48 +386,8 @@ async def _tunnel(request: web.Request, location: Location) -> web.StreamRespons
 async def _pipe(request: web.Request, reason: str, headers: list[tuple[str, str]],
                 backend_reader: asyncio.StreamReader,
                 backend_writer: asyncio.StreamWriter) -> web.StreamResponse:
-    # Bytes the client sends after the head go to our reader from here on: set before
-    # the 101 leaves, so nothing the client sends in answer is parsed as HTTP.
-    client_reader = aio.take_over_connection(request, limit=CHUNK)
-    resp = _SwitchedResponse(status=101, reason=reason or "Switching Protocols")
+    resp = aio.SwitchedResponse(status=101, reason=reason or "Switching Protocols")
     for name, value in headers:
         if name.lower() not in ("date", "server", "content-length"):
             resp.headers.add(name, value)
-    resp.force_close()
-    try:
-        await resp.prepare(request)
-    except BaseException:
-        backend_writer.close()
-        raise
-
-    async def client_to_backend() -> None:
-        while True:
-            data = await client_reader.read(CHUNK)
-            if not data:
-                return
-            backend_writer.write(data)
-            await backend_writer.drain()
-
-    async def backend_to_client() -> None:
-        while True:
-            data = await backend_reader.read(CHUNK)
-            if not data:
-                return
-            await resp.write(data)
-
-    tasks = [asyncio.ensure_future(client_to_backend()),
-             asyncio.ensure_future(backend_to_client())]
-    try:
-        # Either side closing ends the tunnel: the other half is torn down (upstream
-        # waits for one copy to finish, then closes both connections).
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        backend_writer.close()
-        try:
-            await aio.wait_for(backend_writer.wait_closed(), 5.0)
-        except (OSError, asyncio.TimeoutError, ssl.SSLError) as err:
-            log.debug("closing the backend of a tunnel: %s", err)
-    return resp
+    return await aio.splice(request, resp, backend_reader, backend_writer, limit=CHUNK)

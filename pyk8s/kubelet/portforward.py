@@ -109,12 +109,6 @@ def _upgrade_kind(request: web.Request) -> str:
         request.headers.get("Upgrade", "").lower(), "")
 
 
-class _SwitchedResponse(web.StreamResponse):
-    """A 101 whose body is the raw upgraded stream (no chunking, no length)."""
-
-    _length_check = False
-
-
 class PortForwarder:
     """The port-forward route of one kubelet: its pods and its runtime."""
 
@@ -199,29 +193,11 @@ class PortForwarder:
                                 .split(";")[0])
         except PortForwardError as e:
             return e.response()
-        client = aio.take_over_connection(request, limit=CHUNK)
-        response = _SwitchedResponse(status=101, reason="Switching Protocols")
+        response = aio.SwitchedResponse(status=101, reason="Switching Protocols")
         response.headers.update({"Connection": "Upgrade", "Upgrade": "SPDY/3.1"})
         if headers.get("x-stream-protocol-version"):
             response.headers["X-Stream-Protocol-Version"] = headers["x-stream-protocol-version"]
-        response.force_close()
-        try:
-            await response.prepare(request)
-        except BaseException:
-            writer.close()
-            raise
-
-        async def upstream() -> None:
-            while data := await client.read(CHUNK):
-                writer.write(data)
-                await writer.drain()
-
-        async def downstream() -> None:
-            while data := await reader.read(CHUNK):
-                await response.write(data)
-
-        await _relay(upstream(), downstream(), writer)
-        return response
+        return await aio.splice(request, response, reader, writer, limit=CHUNK)
 
     # ---- WebSocket-tunnelled SPDY: relayed --------------------------------------------
 
@@ -251,7 +227,7 @@ class PortForwarder:
             while data := await reader.read(CHUNK):
                 await ws.send_bytes(data)
 
-        await _relay(upstream(), downstream(), writer)
+        await aio.relay((upstream(), downstream()), writer)
         await ws.close()
         return ws
 
@@ -300,27 +276,6 @@ class PortForwarder:
         conn = spdy.SpdyConnection(reader, writer, server=False)
         conn.start()
         return conn, headers.get("x-stream-protocol-version", "")
-
-
-async def _relay(upstream, downstream, writer: asyncio.StreamWriter) -> None:
-    """Run both copies until either ends (upstream's proxies stop at the first
-    closed side), then close the runtime's connection."""
-    tasks = [asyncio.ensure_future(upstream), asyncio.ensure_future(downstream)]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        for result in results:
-            if isinstance(result, Exception) and not isinstance(
-                    result, (ConnectionError, asyncio.CancelledError)):
-                log.debug("port-forward relay ended: %r", result)
-        writer.close()
-        try:
-            await aio.wait_for(writer.wait_closed(), 5.0)
-        except (OSError, TimeoutError, ssl_module.SSLError):
-            pass
 
 
 class _Codec:

@@ -396,18 +396,17 @@ async def proxy_spdy(request: web.Request, url: str) -> web.StreamResponse:
                   if ":" in line]
         code = int(status_line.split(" ", 2)[1])
         if code != 101:
-            return await _relay_refusal(reader, code, fields)
-        # before the 101 goes out: the client's first frames must reach the reader
-        client = aio.take_over_connection(request)
-        response = web.StreamResponse(status=101, reason="Switching Protocols")
+            refusal = await _relay_refusal(reader, code, fields)
+            writer.close()
+            return refusal
+        response = aio.SwitchedResponse(status=101, reason="Switching Protocols")
         for name, value in fields:
             if name.lower() in _HOP_HEADERS:
                 response.headers.add(name, value)
-        await response.prepare(request)
-        await _splice(client, response, reader, writer)
-        return response
-    finally:
+    except BaseException:
         writer.close()
+        raise
+    return await aio.splice(request, response, reader, writer)
 
 
 async def _relay_refusal(reader: asyncio.StreamReader, code: int,
@@ -422,34 +421,6 @@ async def _relay_refusal(reader: asyncio.StreamReader, code: int,
             pass
     return web.Response(status=code, body=body,
                         content_type=headers.get("content-type", "text/plain").split(";")[0])
-
-
-async def _splice(client: asyncio.StreamReader, response: web.StreamResponse,
-                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    async def upstream() -> None:
-        while data := await client.read(65536):
-            writer.write(data)
-            await writer.drain()
-
-    async def downstream() -> None:
-        while data := await reader.read(65536):
-            await response.write(data)
-
-    tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
-    try:
-        # either side closing ends the session
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():
-                    raise
-            except (OSError, RuntimeError):
-                pass
 
 
 def routes(kubelet) -> Callable[[web.Application], None]:
