@@ -8,6 +8,12 @@ request writes one ``audit.k8s.io/v1`` Event at stage ResponseComplete (or Panic
 to ``--audit-log-path`` unless the policy omits that stage.
 
 Lines are queued and written by a thread, so the event loop never waits on the disk.
+The log file is created 0600 (it names users and may carry request bodies).
+
+As upstream: a failed request's ``responseStatus`` carries the Status's status,
+message, reason, details and code (audit.LogResponseObject); a 401 is recorded at the
+authentication stage, so its event has an empty ``user`` and no authorization
+annotations (WithFailedAuthenticationAudit).
 """
 from __future__ import annotations
 
@@ -15,7 +21,9 @@ import asyncio
 import datetime
 import fnmatch
 import logging
+import os
 import queue
+import sys
 import threading
 import uuid
 
@@ -98,12 +106,15 @@ class AuditLog:
         self.policy = policy
         self.path = path
         self._queue: queue.Queue = queue.Queue()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)  # an existing log too
+        self._file = os.fdopen(fd, "ab", buffering=0)
         self._thread = threading.Thread(target=self._write_loop, name="audit-log",
                                         daemon=True)
         self._thread.start()
 
     def _write_loop(self) -> None:
-        with open(self.path, "ab", buffering=0) as f:
+        with self._file as f:
             while True:
                 line = self._queue.get()
                 if line is None:
@@ -120,10 +131,11 @@ class AuditLog:
         event: dict = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": level,
                        "auditID": request.headers.get("Audit-ID") or str(uuid.uuid4()),
                        "stage": stage, "requestURI": str(request.rel_url),
-                       "verb": attrs.verb, "user": (impersonator or user).to_dict(),
+                       "verb": attrs.verb,
+                       "user": {} if code == 401 else (impersonator or user).to_dict(),
                        "sourceIPs": [request.remote] if request.remote else [],
                        "userAgent": request.headers.get("User-Agent", "")}
-        if impersonator is not None:
+        if impersonator is not None and code != 401:
             event["impersonatedUser"] = user.to_dict()
         request_object = _decoded(request_body, request.headers.get("Content-Type", ""))
         if attrs.resource_request:
@@ -135,20 +147,51 @@ class AuditLog:
                    "name": attrs.name or meta.get("name", ""), "apiGroup": attrs.api_group,
                    "apiVersion": attrs.api_version, "subresource": attrs.subresource}
             event["objectRef"] = {k: v for k, v in ref.items() if v}
-        event["responseStatus"] = {"metadata": {}, "code": code}
+        event["responseStatus"] = _response_status(code, response_body)
         if level in ("Request", "RequestResponse") and request_object is not None:
             event["requestObject"] = request_object
         if level == "RequestResponse" and response_body:
             event["responseObject"] = _decoded(response_body, "application/json")
         event["requestReceivedTimestamp"] = received
         event["stageTimestamp"] = _micro_now()
-        event["annotations"] = {"authorization.k8s.io/decision": decision,
-                                "authorization.k8s.io/reason": reason}
+        if code != 401:  # never got as far as authorization
+            event["annotations"] = {"authorization.k8s.io/decision": decision,
+                                    "authorization.k8s.io/reason": reason}
         self._queue.put(orjson.dumps(event) + b"\n")
 
     async def close(self) -> None:
         self._queue.put(None)
         await asyncio.to_thread(self._thread.join, 5)
+
+
+def _response_status(code: int, response_body: bytes | None) -> dict:
+    """``responseStatus``: the code, and for a failure the bounded fields of its Status
+    (the APIError in flight when the request failed before a response was built, or
+    the Status body the handler answered with)."""
+    out: dict = {"metadata": {}}
+    status = None
+    exc = sys.exc_info()[1]
+    if exc is not None and callable(getattr(exc, "status", None)) and \
+            getattr(exc, "code", None) == code:
+        try:
+            status = exc.status()
+        except Exception:
+            status = None
+    if status is None and code >= 300 and response_body and response_body[:1] == b"{":
+        try:
+            body = orjson.loads(response_body)
+        except orjson.JSONDecodeError:
+            body = None
+        if isinstance(body, dict) and body.get("kind") == "Status":
+            status = body
+    if isinstance(status, dict):
+        for k in ("status", "message", "reason", "details"):
+            if status.get(k):
+                out[k] = status[k]
+        if isinstance(out.get("details"), dict):  # Go omits empty fields
+            out["details"] = {k: v for k, v in out["details"].items() if v not in ("", None)}
+    out["code"] = code
+    return out
 
 
 def _decoded(body: bytes | None, content_type: str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 import ipaddress
+import logging
 import os
 from dataclasses import dataclass
 
@@ -13,6 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+log = logging.getLogger(__name__)
 
 CA_DAYS = 3650
 CERT_DAYS = 365
@@ -88,11 +91,17 @@ def _write(path: str, data: bytes, mode: int = 0o600) -> None:
     os.replace(tmp, path)
 
 
-def _load_or_make(directory: str, name: str, make) -> KeyPair:
+def _load_or_make(directory: str, name: str, make, fits=None) -> KeyPair:
+    """The pair stored as ``name``, or a new one from ``make()`` when there is none or
+    the stored one does not satisfy ``fits(pair)`` (e.g. its SANs changed)."""
     crt, key = os.path.join(directory, name + ".crt"), os.path.join(directory, name + ".key")
     if os.path.exists(crt) and os.path.exists(key):
         with open(crt, "rb") as c, open(key, "rb") as k:
-            return KeyPair(c.read(), k.read())
+            pair = KeyPair(c.read(), k.read())
+        if fits is None or fits(pair):
+            return pair
+        log.warning("certificate %s does not fit the current settings; issuing it again",
+                    name)
     pair = make()
     _write(key, pair.key_pem)
     _write(crt, pair.cert_pem, 0o644)
@@ -125,11 +134,34 @@ def ensure_server_tls(data_dir: str, *, hosts: tuple[str, ...] = ("127.0.0.1",),
     ips = tuple(sorted({"127.0.0.1", service_ip} | {h for h in hosts if _is_ip(h)}))
     dns = ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
            "kubernetes.default.svc.cluster.local") + tuple(h for h in hosts if not _is_ip(h))
+    want = san_set(dns, ips)
     serving = _load_or_make(d, "serving-kube-apiserver", lambda: issue(
-        ca, "kube-apiserver", server=True, dns=dns, ips=ips))
+        ca, "kube-apiserver", server=True, dns=dns, ips=ips),
+        fits=lambda pair: cert_sans(pair.cert_pem) == want and _signed_by(pair, ca))
     admin = _load_or_make(d, "client-admin", lambda: issue(
         ca, "system:admin", orgs=("system:masters",), client=True))
     return ServerTLS(d, ca, serving, admin)
+
+
+def san_set(dns, ips) -> set[str]:
+    """SANs as comparable strings: ``DNS:name`` and ``IP:address`` (normalised)."""
+    return {f"DNS:{d}" for d in dns} | {f"IP:{ipaddress.ip_address(i)}" for i in ips}
+
+
+def cert_sans(cert_pem: bytes) -> set[str]:
+    """The SAN set of a certificate, as san_set writes it."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    return san_set(ext.get_values_for_type(x509.DNSName),
+                   [str(i) for i in ext.get_values_for_type(x509.IPAddress)])
+
+
+def _signed_by(pair: KeyPair, ca: KeyPair) -> bool:
+    cert = x509.load_pem_x509_certificate(pair.cert_pem)
+    return cert.issuer == x509.load_pem_x509_certificate(ca.cert_pem).subject
 
 
 def _is_ip(host: str) -> bool:

@@ -33,8 +33,26 @@ log = logging.getLogger(__name__)
 Predicate = Callable[[dict], bool]
 
 
+ENCRYPTED_PREFIX = b"k8s:enc:"
+
+
+class Unreadable(Exception):
+    """A stored value that cannot be read as an object: encrypted data with no
+    provider for it (upstream's identity transformer error) or corrupt bytes."""
+
+
 def decode(value: bytes, revision: int) -> dict:
-    obj = orjson.loads(value)
+    error = getattr(value, "read_error", None)  # storage.encryption.Unreadable
+    if error is not None:
+        raise Unreadable(error)
+    if value.startswith(ENCRYPTED_PREFIX):
+        # Written through an encryption provider, read without one (no
+        # --encryption-provider-config): upstream's identity transformer refuses it.
+        raise Unreadable("identity transformer tried to read encrypted data")
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError as err:
+        raise Unreadable(f"object could not be decoded: {err}") from None
     obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
     return obj
 
@@ -90,6 +108,15 @@ class ResourceCache:
         self.watchers: set[Watcher] = set()
         # In-process observers (the API server's CRD controller), called on the loop.
         self.listeners: list = []
+        # key -> why its stored value cannot be read (kept out of ``objects``).
+        self.unreadable: dict[str, str] = {}
+
+    def check_readable(self, key: str) -> None:
+        """Raise 500 InternalError when the stored value of ``key`` is unreadable."""
+        error = self.unreadable.get(key)
+        if error is not None:
+            from ..api import errors
+            raise errors.internal(error)
 
     def apply(self, kind: EventType, key: str, obj: dict, revision: int) -> None:
         prev = self.objects.get(key)
@@ -111,8 +138,20 @@ class ResourceCache:
         for fn in self.listeners:
             fn(kind, obj, prev)
 
+    def count(self, start: str = "", end: str | None = None) -> int:
+        """How many keys lie in [start, end)."""
+        lo = bisect.bisect_left(self.keys, start) if start else 0
+        hi = bisect.bisect_left(self.keys, end) if end is not None else len(self.keys)
+        return max(hi - lo, 0)
+
     def items(self, start: str = "", end: str | None = None):
-        """Objects with keys in [start, end) in key order."""
+        """Objects with keys in [start, end) in key order. An unreadable stored value
+        in the range fails the listing, as upstream's list does."""
+        for key, error in self.unreadable.items():
+            if key >= start and (end is None or key < end):
+                from ..api import errors
+                raise errors.internal(f"unable to transform key {key!r}: {error}"
+                                      .replace("'", '"'))
         i = bisect.bisect_left(self.keys, start) if start else 0
         keys = self.keys
         while i < len(keys):
@@ -175,9 +214,20 @@ class WatchCache:
         self.caches = {}
         listing = await self.store.list(self.root)
         self.revision = listing.revision
+        unreadable = []
         for kv in listing.items:
             c = self.cache(prefix_of(kv.key))
-            c.objects[kv.key] = decode(kv.value, kv.revision)
+            try:
+                c.objects[kv.key] = decode(kv.value, kv.revision)
+            except Unreadable as err:
+                c.unreadable[kv.key] = str(err)
+                unreadable.append(kv.key)
+        if unreadable:
+            log.error("%d stored object(s) cannot be read and will fail reads with "
+                      "InternalError (first %s: %s); is --encryption-provider-config "
+                      "missing or without the key they were written with?",
+                      len(unreadable), unreadable[0],
+                      self.cache(prefix_of(unreadable[0])).unreadable[unreadable[0]])
         for c in self.caches.values():
             c.keys = sorted(c.objects)
             c.window_start = self.revision
@@ -206,8 +256,23 @@ class WatchCache:
         while True:
             try:
                 async for ev in self.store.watch(self.root, revision=self.revision):
-                    obj = decode(ev.value, ev.revision)
-                    self.cache(prefix_of(ev.key)).apply(ev.type, ev.key, obj, ev.revision)
+                    c = self.cache(prefix_of(ev.key))
+                    try:
+                        obj = decode(ev.value, ev.revision)
+                    except Unreadable as err:
+                        prev = c.objects.get(ev.key)
+                        if ev.type is not EventType.DELETED:
+                            log.error("stored object %s cannot be read: %s", ev.key, err)
+                            c.unreadable[ev.key] = str(err)
+                        else:
+                            c.unreadable.pop(ev.key, None)
+                        if prev is not None:  # gone from what can be served
+                            c.apply(EventType.DELETED, ev.key, prev, ev.revision)
+                        self.revision = ev.revision
+                        self._advanced.set()
+                        continue
+                    c.unreadable.pop(ev.key, None)
+                    c.apply(ev.type, ev.key, obj, ev.revision)
                     self.revision = ev.revision
                     self._advanced.set()
                 return

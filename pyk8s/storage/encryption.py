@@ -14,7 +14,15 @@ PyNaCl).
 
 Invariants: keys, revisions, listing order and watch semantics are the inner
 store's; only value bytes change. A value no provider can read raises
-``StorageError``, never returns ciphertext as an object.
+``StorageError`` from ``get``; in lists and watches it comes back as an
+``Unreadable`` value (empty bytes carrying ``read_error``), so one bad object cannot
+stop the watch cache from loading the rest, and never returns ciphertext as an object.
+
+Staleness (upstream's ``stale`` from TransformFromStorage): a value read with a
+provider other than the first, or stored plaintext while the first provider is not
+identity, is stale; ``is_stale`` tells the generic store, which then writes an
+update even when the object did not change, so ``kubectl replace`` of every Secret
+rewrites them with the new first key.
 """
 from __future__ import annotations
 
@@ -28,7 +36,7 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .interface import Event, KeyValue, ListResult, StorageError, Store
+from .interface import Event, KeyNotFound, KeyValue, ListResult, StorageError, Store
 
 PREFIX = b"k8s:enc:"
 
@@ -122,18 +130,44 @@ class Transformer:
         return first.prefix + first.encrypt(value, key.encode())
 
     def from_storage(self, value: bytes, key: str) -> bytes:
+        return self.read(value, key)[0]
+
+    def read(self, value: bytes, key: str) -> tuple[bytes, bool]:
+        """(plaintext, stale): stale when not written by the first provider."""
         if not value.startswith(PREFIX):
             if None in self.providers:
-                return value
+                return value, self.providers[0] is not None
             raise StorageError(f"no identity provider to read plaintext value of {key}")
-        for p in self.providers:
+        for i, p in enumerate(self.providers):
             if p is not None and value.startswith(p.prefix):
                 try:
-                    return p.decrypt(value[len(p.prefix):], key.encode())
+                    return p.decrypt(value[len(p.prefix):], key.encode()), i != 0
                 except Exception as err:  # a wrong key or a corrupted value
                     raise StorageError(f"{p.algorithm} key {p.key_name} cannot decrypt "
                                        f"{key}: {err}") from None
+        if self.providers == [None]:
+            raise StorageError("identity transformer tried to read encrypted data")
         raise StorageError(f"no configured key can decrypt {key}")
+
+    def is_stale(self, value: bytes) -> bool:
+        """Whether a stored value was not written by the first provider."""
+        first = self.providers[0]
+        if first is None:
+            return value.startswith(PREFIX)
+        return not value.startswith(first.prefix)
+
+
+class Unreadable(bytes):
+    """A listed or watched value no configured provider could read: empty bytes
+    carrying the reason (the watch cache keeps the key as unreadable, so a GET of it
+    answers 500 InternalError and lists of its resource fail, as upstream)."""
+
+    read_error: str
+
+    def __new__(cls, error: str) -> "Unreadable":
+        obj = super().__new__(cls, b"")
+        obj.read_error = error
+        return obj
 
 
 def _resource_prefix(resource: str) -> str:
@@ -204,6 +238,33 @@ class EncryptingStore:
     def _kv(self, kv: KeyValue) -> KeyValue:
         return KeyValue(kv.key, self._in(kv.key, kv.value), kv.revision)
 
+    def _kv_or_unreadable(self, kv: KeyValue) -> KeyValue:
+        try:
+            return self._kv(kv)
+        except StorageError as err:
+            return KeyValue(kv.key, Unreadable(str(err)), kv.revision)
+
+    def _in_or_unreadable(self, key: str, value: bytes) -> bytes:
+        try:
+            return self._in(key, value)
+        except StorageError as err:
+            return Unreadable(str(err))
+
+    async def is_stale(self, key: str, revision: int) -> bool:
+        """Whether the stored value of ``key`` at ``revision`` should be rewritten
+        because the first provider did not write it (a newer revision counts as
+        stale: the caller's write then conflicts and rereads)."""
+        t = self._transformer(key)
+        if t is None:
+            return False
+        try:
+            kv = await self.inner.get(key)
+        except KeyNotFound:
+            return True  # the write then answers NotFound
+        if kv.revision != revision:
+            return True
+        return t.is_stale(kv.value)
+
     async def start(self) -> None:
         await self.inner.start()
 
@@ -220,7 +281,8 @@ class EncryptingStore:
                    limit: int = 0) -> ListResult:
         res = await self.inner.list(prefix, revision=revision, start_after=start_after,
                                     limit=limit)
-        return ListResult([self._kv(kv) for kv in res.items], res.revision, res.more)
+        return ListResult([self._kv_or_unreadable(kv) for kv in res.items], res.revision,
+                          res.more)
 
     async def update(self, key: str, value: bytes, *, expected_revision: int) -> int:
         return await self.inner.update(key, self._out(key, value),
@@ -240,8 +302,10 @@ class EncryptingStore:
 
     async def watch(self, prefix: str, *, revision: int) -> AsyncIterator[Event]:
         async for ev in self.inner.watch(prefix, revision=revision):
-            prev = self._in(ev.key, ev.prev_value) if ev.prev_value else ev.prev_value
-            yield Event(ev.type, ev.key, self._in(ev.key, ev.value), ev.revision, prev)
+            prev = self._in_or_unreadable(ev.key, ev.prev_value) if ev.prev_value \
+                else ev.prev_value
+            yield Event(ev.type, ev.key, self._in_or_unreadable(ev.key, ev.value),
+                        ev.revision, prev)
 
     def __getattr__(self, name: str):
         # Backend-specific extras (e.g. a SQLite path) stay reachable.

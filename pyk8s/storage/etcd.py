@@ -19,6 +19,12 @@ Invariants:
 - a watch is one gRPC Watch stream of its own (``prev_kv`` on, leader required); a
   broken stream resumes after the last delivered revision on the next endpoint, so no
   event is lost or repeated; ``aclose()`` and ``close()`` cancel the stream;
+- periodic compaction (``compaction_interval``, compactor.Compactor) keeps one interval
+  of history as kube-apiserver does; several API servers on one cluster compact once
+  per interval between them: each tick is a compare-and-swap on the version of
+  ``compact_rev_key`` (a key outside every prefix, as compaction is cluster-wide), and
+  only the server whose swap succeeded compacts, to the revision it saw at its
+  previous tick; the others learn the key's version and try again next interval;
 - etcd 3.4 cannot report its compacted revision, so the store remembers the
   compactions it made and learns others' from the one place etcd tells it: the
   ``compact_revision`` of a watch started at revision 1.
@@ -33,6 +39,7 @@ import aetcd
 import grpc
 from aetcd import rpc
 
+from .compactor import CompactionState, Compactor
 from .interface import (Compacted, Conflict, Event, EventType, FutureRevision, KeyExists,
                         KeyNotFound, KeyValue, ListResult, StorageError)
 
@@ -55,6 +62,7 @@ _REQUIRE_LEADER = (("hasleader", "true"),)
 _NOT_SENT = ("failed to connect to all addresses", "etcdserver: no leader")
 _RETRYABLE_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _ANY_KEY = b"\x00"  # a key nobody writes: probes that only want a header read it
+COMPACT_REV_KEY = "compact_rev_key"  # upstream's: whoever swaps its version compacts
 
 
 class EtcdUnavailable(StorageError):
@@ -73,7 +81,11 @@ class EtcdStore:
     """Store on an etcd v3 cluster; see the module docstring for the mapping."""
 
     def __init__(self, endpoints: list[str], *, prefix: str = "",
-                 request_timeout: float = 30.0, dial_timeout: float = 5.0):
+                 request_timeout: float = 30.0, dial_timeout: float = 5.0,
+                 compaction_interval: float = 0.0, compact_rev_key: str = COMPACT_REV_KEY):
+        """``compaction_interval``: seconds between periodic compactions of the whole
+        cluster, each to the revision seen one interval before (0: never; open_store
+        passes the ``--etcd-compaction-interval`` flag, 5m by default)."""
         if not endpoints:
             raise ValueError("EtcdStore needs at least one endpoint")
         self.endpoints = [e.split("://", 1)[-1].rstrip("/") for e in endpoints]
@@ -86,6 +98,8 @@ class EtcdStore:
         self._compacted = 0
         self._watch_calls: set[grpc.aio.StreamStreamCall] = set()
         self._closed = False
+        self.compact_rev_key = compact_rev_key.encode()
+        self._compactor = Compactor(self._compaction_step, compaction_interval, name="etcd")
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -102,6 +116,7 @@ class EtcdStore:
                 failures.append(f"{endpoint}: {err.details()}")
                 continue
             self._active = index
+            self._compactor.start()
             return
         raise EtcdUnavailable("no etcd endpoint answered: " + "; ".join(failures))
 
@@ -109,6 +124,7 @@ class EtcdStore:
         if self._closed:
             return
         self._closed = True
+        await self._compactor.stop()
         for call in list(self._watch_calls):
             call.cancel()
         for client in self._clients:
@@ -228,6 +244,36 @@ class EtcdStore:
         except Compacted:
             return  # history up to `revision` is already gone: nothing left to do
         self._compacted = max(self._compacted, revision)
+
+    @property
+    def compactor(self) -> Compactor:
+        return self._compactor
+
+    async def _compaction_step(self, state: CompactionState) -> int:
+        """One tick of upstream's compactor (k8s.io/apiserver etcd3/compact.go).
+
+        If ``compact_rev_key``'s version is still the one we last saw, bump it and
+        compact to the revision of our previous tick; otherwise another server
+        compacted this interval: remember its version and the current revision.
+        """
+        key = self.compact_rev_key
+        resp = await self._rpc("Txn", rpc.TxnRequest(
+            compare=[rpc.Compare(key=key, target=rpc.Compare.VERSION,
+                                 result=rpc.Compare.EQUAL, version=state.version)],
+            success=[rpc.RequestOp(request_put=rpc.PutRequest(
+                key=key, value=str(state.revision).encode()))],
+            failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=key))],
+        ), idempotent=False)
+        target, state.revision = state.revision, resp.header.revision
+        if not resp.succeeded:
+            kvs = resp.responses[0].response_range.kvs
+            state.version = kvs[0].version if kvs else 0
+            return 0
+        state.version += 1
+        if target == 0:
+            return 0  # upstream does not compact on its first successful tick
+        await self.compact(target)
+        return target
 
     # -- reads ---------------------------------------------------------------------
 

@@ -15,7 +15,11 @@ Invariants:
 - events are published on the event loop in commit order, so an in-memory ring of
   recent events serves live watchers; a watcher behind the ring reads the log;
 - ``compact(R)`` keeps, per key, only its newest row at or before R (if not a
-  tombstone), so reads at revisions >= R stay exact. Reads before R raise Compacted.
+  tombstone), so reads at revisions >= R stay exact. Reads before R raise Compacted;
+- periodic compaction (compactor.Compactor) keeps one ``compact_interval`` of history,
+  as kube-apiserver does on etcd, and at least ``compact_retain`` revisions;
+- ``close()`` never blocks the event loop: the writer is joined and the readers shut
+  down in threads, and every reader connection is closed.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import sqlite3
 import threading
 from typing import AsyncIterator
 
+from .compactor import DEFAULT_INTERVAL, CompactionState, Compactor
 from .interface import (Compacted, Conflict, Event, EventType, FutureRevision,
                         KeyExists, KeyNotFound, KeyValue, ListResult, StorageError,
                         prefix_end)
@@ -62,6 +67,18 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+def _private_files(path: str) -> None:
+    """The database holds Secrets: its directory 0700, the file and its -wal/-shm
+    0600 (SQLite creates -wal/-shm with the database file's mode)."""
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    os.chmod(d, 0o700)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for name in (path, path + "-wal", path + "-shm", path + "-journal"):
+        if os.path.exists(name):
+            os.chmod(name, 0o600)
+
+
 class _Op:
     __slots__ = ("kind", "key", "value", "expected", "future")
 
@@ -74,8 +91,11 @@ class _Op:
 class SqliteStore:
     """Store on one SQLite file; see the module docstring for the layout."""
 
-    def __init__(self, path: str, *, compact_interval: float = 300.0,
-                 compact_retain: int = 10_000, ring_size: int = 10_000):
+    def __init__(self, path: str, *, compact_interval: float = DEFAULT_INTERVAL,
+                 compact_retain: int = 0, ring_size: int = 10_000):
+        """``compact_interval``: seconds between periodic compactions, each forgetting
+        what is older than the previous one (0: never compact); ``compact_retain``:
+        revisions kept beyond that in any case (0: just the one interval)."""
         self.path = path
         self.compact_interval = compact_interval
         self.compact_retain = compact_retain
@@ -88,24 +108,25 @@ class SqliteStore:
         self._readers = concurrent.futures.ThreadPoolExecutor(
             max_workers=2, thread_name_prefix="sqlite-read")
         self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Future | None = None
-        self._compactor: asyncio.Task | None = None
+        self._compactor = Compactor(self._compaction_step, compact_interval, name="sqlite")
 
     # -- lifecycle -----------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._changed = self._loop.create_future()
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        _private_files(self.path)
         conn = await self._loop.run_in_executor(self._readers, self._open_writer)
         self._revision, self._compacted = await self._loop.run_in_executor(
             self._readers, self._read_counters, conn)
         self._writer = threading.Thread(target=self._write_loop, args=(conn,),
                                         name="sqlite-write", daemon=True)
         self._writer.start()
-        if self.compact_interval > 0:
-            self._compactor = asyncio.create_task(self._compact_periodically())
+        self._compactor.start()
 
     def _open_writer(self) -> sqlite3.Connection:
         conn = _connect(self.path)
@@ -122,13 +143,20 @@ class SqliteStore:
         if self._closed:
             return
         self._closed = True
-        if self._compactor:
-            self._compactor.cancel()
+        await self._compactor.stop()
         self._wake()
         if self._writer:
             self._queue.put(_STOP)
-            await asyncio.get_running_loop().run_in_executor(None, self._writer.join)
+            await asyncio.to_thread(self._writer.join)
+        await asyncio.to_thread(self._close_readers)
+
+    def _close_readers(self) -> None:
+        """In a thread: wait for reads in flight, then close every reader connection."""
         self._readers.shutdown(wait=True)
+        with self._reader_lock:
+            conns, self._reader_conns = self._reader_conns, []
+        for conn in conns:
+            conn.close()
 
     # -- writes --------------------------------------------------------------------
 
@@ -260,6 +288,8 @@ class SqliteStore:
         if conn is None:
             conn = self._local.conn = _connect(self.path)
             conn.execute("PRAGMA query_only = 1")
+            with self._reader_lock:
+                self._reader_conns.append(conn)
         return conn
 
     async def _read(self, fn, *args):
@@ -325,15 +355,20 @@ class SqliteStore:
     async def compacted_revision(self) -> int:
         return self._compacted
 
-    async def _compact_periodically(self) -> None:
-        while not self._closed:
-            await asyncio.sleep(self.compact_interval)
-            target = self._revision - self.compact_retain
-            if target > self._compacted:
-                try:
-                    await self.compact(target)
-                except StorageError:
-                    log.exception("periodic compaction failed")
+    @property
+    def compactor(self) -> Compactor:
+        return self._compactor
+
+    async def _compaction_step(self, state: CompactionState) -> int:
+        """Compact to the revision seen at the previous tick (one interval of history),
+        keeping at least ``compact_retain`` revisions; remember the current one."""
+        target, state.revision = state.revision, self._revision
+        if self.compact_retain:
+            target = min(target, self._revision - self.compact_retain)
+        if target <= self._compacted:
+            return 0
+        await self.compact(target)
+        return target
 
     # -- watch ---------------------------------------------------------------------
 

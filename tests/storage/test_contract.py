@@ -217,3 +217,35 @@ async def test_compaction(store):
     # Latest values survive compaction, and revisions keep increasing.
     assert (await store.get("/c/a")).value == b"2"
     assert await store.create("/c/d", b"1") > r5
+
+
+async def test_periodic_compaction_forgets_history_older_than_an_interval(make_store):
+    store = await make_store(compaction_interval=0.2)
+    r1 = await store.create("/pc/a", b"1")
+    r2 = await store.update("/pc/a", b"2", expected_revision=r1)
+    # The compactor compacts to the revision it saw one tick earlier: r2 goes once two
+    # ticks have passed after it was written.
+    async with asyncio.timeout(WATCH_DEADLINE):
+        while await store.compacted_revision() < r2:
+            await asyncio.sleep(0.05)
+    with pytest.raises(Compacted):
+        await store.list("/pc/", revision=r1)
+    with pytest.raises(Compacted):
+        await collect(store, "/pc/", r1, 1)
+    assert (await store.get("/pc/a")).value == b"2"
+    assert store.compactor.state.compactions >= 1
+
+
+async def test_a_compaction_tick_keeps_one_interval_of_history(make_store):
+    store = await make_store()  # no timer: the test drives the ticks
+    r1 = await store.create("/tick/a", b"1")
+    assert await store.compactor.tick() == 0  # the first tick only looks
+    r2 = await store.update("/tick/a", b"2", expected_revision=r1)
+    compacted = await store.compactor.tick()
+    # Compacted to what the first tick saw: r1 went, r2 (written after it) stays.
+    assert r1 <= compacted < r2
+    assert await store.compacted_revision() == compacted
+    events = await collect(store, "/tick/", compacted, 1)
+    assert [(e.type, e.value, e.revision) for e in events] == [
+        (EventType.MODIFIED, b"2", r2)]
+    assert (await store.get("/tick/a")).value == b"2"

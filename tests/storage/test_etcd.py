@@ -249,3 +249,64 @@ async def test_acknowledged_writes_survive_kill_9_of_etcd():
             assert await store.create("/crash/after", b"1") > max(acked.values())
         finally:
             await store.close()
+
+
+# -- periodic compaction shared by several API servers --------------------------------
+
+async def _rev_key_version(etcd, key: str) -> int:
+    """How many compactor ticks swapped ``key`` (its etcd version)."""
+    async with aetcd.Client("127.0.0.1", int(etcd.endpoint.rsplit(":", 1)[1])) as client:
+        resp = await client.kvstub.Range(rpc.RangeRequest(key=key.encode()))
+    return resp.kvs[0].version if resp.kvs else 0
+
+
+async def test_two_stores_on_one_etcd_compact_once_per_interval(etcd, open_store):
+    key = f"compact_rev_key/{next(_prefixes)}"
+    a = await open_store()
+    b = await open_store()
+    for s in (a, b):  # the same key, as two API servers on one cluster share it
+        s.compact_rev_key = key.encode()
+    compacted = []
+    for round_ in range(4):
+        await a.create(f"/round/{round_}", b"x")
+        ra = await a.compactor.tick()
+        rb = await b.compactor.tick()
+        compacted.append((ra, rb))
+    # Each interval exactly one swap of the key; `a` ticks first so it wins each
+    # round, and it compacts from its second round on; `b` never compacts.
+    assert await _rev_key_version(etcd, key) == 4
+    assert compacted[0] == (0, 0)
+    assert all(ra > 0 and rb == 0 for ra, rb in compacted[1:])
+    assert [ra for ra, _ in compacted[1:]] == sorted({ra for ra, _ in compacted[1:]})
+    assert b.compactor.state.compactions == 0
+    # `a` stops (its API server died): `b` takes over at its next tick.
+    await a.close()
+    taken_over = await b.compactor.tick()
+    assert taken_over > compacted[-1][0]
+    assert await b.compacted_revision() == taken_over
+    assert await _rev_key_version(etcd, key) == 5
+
+
+async def test_periodic_compactors_on_one_etcd_swap_at_most_once_per_interval(etcd):
+    key = f"compact_rev_key/{next(_prefixes)}"
+    interval = 0.25
+    stores = [EtcdStore([etcd.endpoint], prefix=f"/t{next(_prefixes)}",
+                        compaction_interval=interval, compact_rev_key=key)
+              for _ in range(2)]
+    started = asyncio.get_running_loop().time()
+    for s in stores:
+        await s.start()
+    try:
+        async with asyncio.timeout(DEADLINE):
+            while sum(s.compactor.state.compactions for s in stores) < 4:
+                await stores[0].create(f"/w/{next(_prefixes)}", b"x")
+                await asyncio.sleep(interval / 5)
+        elapsed = asyncio.get_running_loop().time() - started
+        swaps = await _rev_key_version(etcd, key)
+        compactions = sum(s.compactor.state.compactions for s in stores)
+        # Without the compare-and-swap both would compact every interval.
+        assert compactions <= swaps <= elapsed / interval + 2
+        assert compactions >= 4
+    finally:
+        for s in stores:
+            await s.close()
