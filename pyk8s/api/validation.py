@@ -105,11 +105,12 @@ class FieldError:
         return text
 
     def __str__(self) -> str:
-        return f"{self.field}: {self.error_body()}"
+        return f"{self.field or '[]'}: {self.error_body()}"
 
     def as_cause(self) -> dict:
         """The ``StatusCause`` dict upstream puts in an Invalid status."""
-        return {"reason": self.reason, "message": self.error_body(), "field": self.field}
+        # An empty path is Go's field.NewPath(""), which prints as "[]".
+        return {"reason": self.reason, "message": self.error_body(), "field": self.field or "[]"}
 
 
 def required(field: str, detail: str = "") -> FieldError:
@@ -143,7 +144,8 @@ def too_long(field: str, value: Any, max_length: int) -> FieldError:
     if max_length < 0:
         detail = "value is too long"
     else:
-        detail = f"may not be more than {max_length} {'byte' if max_length == 1 else 'bytes'}"
+        # v1.32 (apimachinery v0.32): always "bytes"; the singular came later.
+        detail = f"may not be more than {max_length} bytes"
     return FieldError(TOO_LONG, field, value, detail)
 
 

@@ -46,6 +46,7 @@ class APIServer:
                  service_cidr: str = "10.43.0.0/16", security: SecurityConfig | None = None,
                  metric_resolution: float = metricsapi.DEFAULT_RESOLUTION):
         self.store = store
+        self.advertise = advertise
         self.cache = WatchCache(store)
         self.discovery = Discovery(advertise)
         self.openapi = OpenAPI()
@@ -169,6 +170,9 @@ class APIServer:
                                 status=200 if ok else 500)
         if path.startswith("/openapi/v3"):
             return self._openapi(path)
+        if path == "/openapi/v2" and request.method == "GET":
+            from . import openapiv2
+            return openapiv2.serve(self.openapi, request)
         served = self.security.serve_nonresource(request, path)
         if served is not None:
             return served
@@ -216,6 +220,9 @@ class APIServer:
                                                 info.plural, info.group)
         if info.group == metricsapi.GROUP:
             return await metricsapi.serve(self, self.metrics, request, info, t)
+        if (info.group, info.plural) == ("", "componentstatuses"):
+            from . import componentstatus
+            return await componentstatus.serve(self, request, info, t)
         if not info.storage:
             return await self.security.serve_virtual(request, info, t)
         store = self.stores[(t.group, t.version, t.plural)]

@@ -131,7 +131,11 @@ async def list_(store: GenericStore, request: web.Request, t: Target) -> web.Str
         if rv:
             raise errors.bad_request("specifying resource version is not allowed when "
                                      "using continue")
-        rev, start = generic.decode_continue(token, prefix)
+        rev, start = _decode_continue(token, prefix)
+        if rev == _LATEST:
+            # An "inconsistent continue" token (from a 410 below): the rest of the list
+            # at the latest revision, as upstream does for resourceVersion -1.
+            return await _page_from_store(store, request, prefix, 0, start, limit, predicate)
         if rev == wc.revision:
             return _page_from_cache(store, request, cache, prefix, start, limit, predicate, rev)
         return await _page_from_store(store, request, prefix, rev, start, limit, predicate)
@@ -150,6 +154,47 @@ async def list_(store: GenericStore, request: web.Request, t: Target) -> web.Str
                             wc.revision)
 
 
+_LATEST = -1  # a continue token's resourceVersion meaning "continue at the latest"
+
+# Upstream's messages (k8s.io/apiserver/pkg/storage/etcd3/errors.go).
+_EXPIRED_LIST = "The resourceVersion for the provided list is too old."
+_INCONSISTENT_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. You "
+    "can start a new list without the continue parameter, or use the continue token in "
+    "this response to retrieve the remainder of the results. Continuing with the "
+    "provided token results in an inconsistent list - objects that were created, "
+    "modified, or deleted between the time the first chunk was returned and now may show "
+    "up in the list.")
+
+
+class _ExpiredContinue(errors.APIError):
+    """410 Expired whose Status carries a continue token for the inconsistent rest."""
+
+    def __init__(self, token: str):
+        super().__init__(410, "Expired", _INCONSISTENT_CONTINUE)
+        self.token = token
+
+    def status(self) -> dict[str, Any]:
+        body = super().status()
+        body["metadata"] = {"continue": self.token}
+        return body
+
+
+def _decode_continue(token: str, prefix: str) -> tuple[int, str]:
+    """generic.decode_continue, also accepting resourceVersion -1 (upstream's token for
+    an inconsistent continue, which our 410 hands out): returns (_LATEST, start)."""
+    import base64
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, TypeError):
+        data = None
+    if isinstance(data, dict) and data.get("rv") == _LATEST:
+        # Validate everything else the usual way, with a placeholder revision.
+        probe = base64.urlsafe_b64encode(orjson.dumps(dict(data, rv=1))).decode()
+        return _LATEST, generic.decode_continue(probe, prefix)[1]
+    return generic.decode_continue(token, prefix)
+
+
 def _rv(rv: str) -> int:
     try:
         value = int(rv)
@@ -165,11 +210,18 @@ def _page_from_cache(store, request, cache, prefix, start, limit, predicate, rev
     matches = ((k, o) for k, o in cache.items(start, end) if predicate(o))
     page, more = generic.paginate(matches, limit)
     cont = generic.encode_continue(rev, page[-1][0], prefix) if more else ""
+    remaining = None
+    if more and generic.counts_remaining(request.query):
+        # As upstream's store: the keys after the page, counted only when no
+        # selector filters them (the count would otherwise be a guess).
+        remaining = cache.count(page[-1][0] + "\x00", end)
     return render_list(store, request, [o for _, o in page],
-                       generic.list_meta_dict(rev, cont))
+                       generic.list_meta_dict(rev, cont, remaining))
 
 
 async def _page_from_store(store, request, prefix, rev, start, limit, predicate):
+    """A page read from storage at ``rev`` (0: the latest, then pinned to the revision
+    the first read saw), starting at ``start`` (the prefix, or a continue token's key)."""
     from ..storage import Compacted, FutureRevision
     page: list[dict] = []
     after = start if start != prefix else ""
@@ -178,12 +230,14 @@ async def _page_from_store(store, request, prefix, rev, start, limit, predicate)
         try:
             res = await store.store.list(prefix, revision=rev, start_after=after,
                                          limit=max(limit, 500) if limit else 0)
-        except Compacted as err:
-            raise errors.gone(
-                "The provided continue parameter is too old to display a consistent list "
-                "result. You can start a new list without the continue parameter, or use "
-                f"the continue token in this response to retrieve the remainder of the "
-                f"results. (compacted at {err.compacted})") from None
+        except Compacted:
+            if start != prefix:
+                # A continue token from before the compaction: upstream offers the
+                # rest of the list at the latest revision (resourceVersion -1).
+                raise _ExpiredContinue(generic.encode_continue(
+                    _LATEST, start[:-1] if start.endswith("\x00") else start,
+                    prefix)) from None
+            raise errors.gone(_EXPIRED_LIST) from None
         except FutureRevision as err:
             raise errors.timeout(f"Too large resource version: {rev}, current: "
                                  f"{err.current}") from None
@@ -197,6 +251,7 @@ async def _page_from_store(store, request, prefix, rev, start, limit, predicate)
         if more or not res.more:
             break
         after = res.items[-1].key
+        rev = res.revision  # later reads stay consistent with the first
     cont = generic.encode_continue(res.revision, page[-1][0], prefix) if more else ""
     return render_list(store, request, [o for _, o in page],
                        generic.list_meta_dict(res.revision, cont))

@@ -4,7 +4,8 @@ kubectl's create/apply/edit/replace need these: they look up the PATCH operation
 the object's path by ``x-kubernetes-group-version-kind`` to learn that the server
 takes ``fieldValidation``, and ``kubectl explain`` reads ``components.schemas``.
 Schemas come from the v1.32 definitions (api/schemas.py), rewritten from JSON
-Schema 2020-12 to OpenAPI 3.0 (``$ref`` targets, nullable type lists). Each
+Schema 2020-12 to OpenAPI 3.0 (``$ref`` targets, nullable type lists), with the
+``enum`` lists upstream serves for ``+enum`` fields (api/enums.py). Each
 document is built on first request and cached until the served resources change.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Iterable
 
 import orjson
 
-from ..api import schemas
+from ..api import enums, schemas
 from ..registry.catalogue import ResourceInfo
 
 REF_FROM = "#/$defs/"
@@ -142,7 +143,8 @@ class OpenAPI:
             if list_defn:
                 roots.append(list_defn)
             self._paths(paths, info, defn, list_defn)
-        comps = {n: convert_schema(definitions[n]) for n in closure(roots, definitions)}
+        comps = {n: enums.annotate(n, convert_schema(definitions[n]))
+                 for n in closure(roots, definitions)}
         for kind, schema in extra.items():
             comps[f"{_reverse(group)}.{version}.{kind}"] = schema
         return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0"},

@@ -105,10 +105,12 @@ class GenericStore:
 
     def present(self, obj: dict) -> dict:
         """The object as this version serves it (versions of a CRD differ only in
-        apiVersion: conversion strategy None)."""
-        if obj.get("apiVersion") == self.strategy.api_version:
-            return obj
-        return dict(obj, apiVersion=self.strategy.api_version)
+        apiVersion: conversion strategy None), with upstream's
+        ``creationTimestamp: null`` in embedded pod/job templates."""
+        if obj.get("apiVersion") != self.strategy.api_version:
+            obj = dict(obj, apiVersion=self.strategy.api_version)
+        paths = TEMPLATE_PATHS.get((self.info.group, self.info.kind))
+        return with_null_template_timestamps(obj, paths) if paths else obj
 
     @property
     def cache(self) -> ResourceCache:
@@ -159,6 +161,7 @@ class GenericStore:
         await self.watchcache.sync()
         obj = self.cache.objects.get(self.key(namespace, name))
         if obj is None:
+            self.cache.check_readable(self.key(namespace, name))  # 500 for unreadable data
             raise self.not_found(name)
         return obj
 
@@ -308,7 +311,11 @@ class GenericStore:
             self.strategy.after_admission(new, old)
             new["metadata"]["resourceVersion"] = str(rev)
             if new == old:
-                return old
+                # Unchanged, but still written when the stored value is stale (read
+                # with a non-primary encryption provider), as upstream's etcd3 store.
+                is_stale = getattr(self.store, "is_stale", None)
+                if is_stale is None or not await is_stale(key, rev):
+                    return old
             if opts.dry_run:
                 return new
             meta = new["metadata"]
@@ -386,16 +393,19 @@ class GenericStore:
         for _ in range(100):
             old, rev = await self.read_latest(namespace, name)
             meta = old["metadata"]
+            # As upstream's rest.BeforeDelete, which names the Kind, not the resource.
             if opts.precondition_uid and opts.precondition_uid != meta.get("uid"):
                 raise errors.conflict(
-                    self.info.plural, self.info.group, name,
-                    f"Precondition failed: UID in precondition: {opts.precondition_uid}, "
-                    f"UID in object meta: {meta.get('uid')}")
+                    self.strategy.kind, self.info.group, name,
+                    f"the UID in the precondition ({opts.precondition_uid}) does not match "
+                    f"the UID in record ({meta.get('uid')}). The object might have been "
+                    "deleted and then recreated")
             if opts.precondition_rv and opts.precondition_rv != str(rev):
                 raise errors.conflict(
-                    self.info.plural, self.info.group, name,
-                    f"Precondition failed: ResourceVersion in precondition: "
-                    f"{opts.precondition_rv}, ResourceVersion in meta: {rev}")
+                    self.strategy.kind, self.info.group, name,
+                    f"the ResourceVersion in the precondition ({opts.precondition_rv}) does "
+                    f"not match the ResourceVersion in record ({rev}). The object might have "
+                    "been modified")
             if self.admit is not None:
                 await self.admit("DELETE", None, old, self)
             new = copy.deepcopy(old)
@@ -458,6 +468,46 @@ class GenericStore:
         return out
 
 
+# Embedded templates whose ObjectMeta upstream serializes from a zero Go struct: its
+# zero metav1.Time marshals as ``null``, so v1.32 shows
+# ``metadata: {creationTimestamp: null}`` in every pod (and job) template.
+_POD_TEMPLATE = (("spec", "template"),)
+TEMPLATE_PATHS: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {
+    ("apps", "Deployment"): _POD_TEMPLATE, ("apps", "ReplicaSet"): _POD_TEMPLATE,
+    ("apps", "StatefulSet"): _POD_TEMPLATE, ("apps", "DaemonSet"): _POD_TEMPLATE,
+    ("batch", "Job"): _POD_TEMPLATE, ("", "ReplicationController"): _POD_TEMPLATE,
+    ("batch", "CronJob"): (("spec", "jobTemplate"), ("spec", "jobTemplate", "spec", "template")),
+    ("", "PodTemplate"): (("template",),),
+}
+
+
+def with_null_template_timestamps(obj: dict, paths) -> dict:
+    """``obj`` with ``creationTimestamp: null`` in each template's metadata where it is
+    unset; copies only the dicts on the way (cached objects are never mutated)."""
+    out = obj
+    for path in paths:
+        node = out
+        chain = [node]
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                break
+            chain.append(node)
+        else:
+            meta = node.get("metadata")
+            if isinstance(meta, dict) and "creationTimestamp" in meta:
+                continue
+            # Rebuild the chain of dicts with copies, root first.
+            out = dict(out)
+            parent = out
+            for key in path:
+                child = dict(parent[key])
+                parent[key] = child
+                parent = child
+            parent["metadata"] = {"creationTimestamp": None, **(parent.get("metadata") or {})}
+    return out
+
+
 def encode_continue(revision: int, last_key: str, prefix: str) -> str:
     start = last_key[len(prefix):] + "\x00"
     token = {"v": "meta.k8s.io/v1", "rv": revision, "start": start}
@@ -486,6 +536,12 @@ def paginate(items_iter, limit: int):
             return out, True
         out.append((key, obj))
     return out, False
+
+
+def counts_remaining(query) -> bool:
+    """Whether a paged list reports ``remainingItemCount``: upstream counts the keys
+    after the page only for an empty predicate (no label or field selector)."""
+    return not query.get("labelSelector") and not query.get("fieldSelector")
 
 
 def list_meta_dict(revision: int, cont: str = "", remaining: int | None = None) -> dict[str, Any]:

@@ -46,6 +46,10 @@ def test_api_resources_lists_builtin_groups(cluster):
         lines.setdefault(line.split()[0], line)
     assert "po" in lines["pods"].split()
     assert "apps/v1" in lines["deployments"]
+    # componentstatuses: short name cs, cluster-scoped, get and list only (and served).
+    assert lines["componentstatuses"].split()[1:] == ["cs", "v1", "false", "ComponentStatus",
+                                                      "get,list"]
+    assert cluster.kubectl("get", "cs", "-o", "name").stdout.split()
     for name in ("configmaps", "secrets", "services", "jobs", "cronjobs", "ingresses",
                  "roles", "leases", "customresourcedefinitions"):
         assert name in lines

@@ -180,7 +180,7 @@ def test_labels_and_annotations():
         "characters, '-', '_' or '.', and must start and end with an alphanumeric character "
         "(e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
         "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
-        "metadata.annotations: Too long: must have at most 262144 bytes",
+        "metadata.annotations: Too long: may not be more than 262144 bytes",
     ]
 
 

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 from ...api import validation as names
 from ...api.quantities import QuantityError, parse_quantity
 from .field import (FieldError, duplicate, forbidden, go_struct, invalid, nonnegative,
-                    not_found, not_supported, required)
+                    not_found, not_supported, required, too_long_max_length)
 from .volumes import local_descending_path, object_field_selector, path_no_backsteps
 
 PROTOCOLS = ["SCTP", "TCP", "UDP"]
@@ -486,8 +486,7 @@ def apparmor_profile(ap: Mapping[str, Any] | None, path: str) -> list[FieldError
             errs.append(required(f"{path}.localhostProfile",
                                  "must be set when AppArmor type is Localhost"))
         if len(local) > 4095:
-            errs.append(FieldError("FieldValueTooLong", f"{path}.localhostProfile", "",
-                                   "must have at most 4095 bytes"))
+            errs.append(too_long_max_length(f"{path}.localhostProfile", local, 4095))
         return errs
     if kind in ("RuntimeDefault", "Unconfined"):
         if local is not None:

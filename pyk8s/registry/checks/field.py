@@ -77,12 +77,17 @@ class FieldError:
             text += ": " + self.detail
         return text
 
+    @property
+    def path(self) -> str:
+        """The field path as Go's ``field.Path.String()``: ``NewPath("")`` is ``[]``."""
+        return self.field or "[]"
+
     def message(self) -> str:
-        return f"{self.field}: {self.body()}"
+        return f"{self.path}: {self.body()}"
 
     def cause(self) -> dict[str, str]:
         """The ``StatusCause`` upstream's ``errors.NewInvalid`` builds from this error."""
-        return {"reason": self.type, "message": self.body(), "field": self.field}
+        return {"reason": self.type, "message": self.body(), "field": self.path}
 
     # Duck compatibility with pyk8s.api.validation.FieldError.
     reason = property(lambda self: self.type)
@@ -123,13 +128,15 @@ def not_supported(path: str, value: Any, valid: Sequence[str], *,
 
 
 def too_long(path: str, max_length: int) -> FieldError:
-    # v1.32's TooLong; the value is never shown for this type.
-    return FieldError(TOO_LONG, path, "", f"must have at most {max_length} bytes")
+    """v1.32's ``field.TooLong``: the value is never shown for this type."""
+    detail = f"may not be more than {max_length} bytes" if max_length >= 0 \
+        else "value is too long"
+    return FieldError(TOO_LONG, path, "", detail)
 
 
 def too_long_max_length(path: str, value: Any, max_length: int) -> FieldError:
-    detail = f"may not be longer than {max_length}" if max_length >= 0 else "value is too long"
-    return FieldError(TOO_LONG, path, value, detail)
+    """v1.32's deprecated ``field.TooLongMaxLength``: exactly ``TooLong``."""
+    return too_long(path, max_length)
 
 
 def too_many(path: str, actual: int, maximum: int) -> FieldError:

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from ...api import validation as names
 from ...api.quantities import QuantityError, parse_quantity
 from .field import (FieldError, diff_detail, forbidden, immutable, invalid,
-                    not_supported, required, semantic_equal)
+                    not_supported, required, semantic_equal, too_long)
 from .meta import SUBDOMAIN, label_selector, object_meta, object_meta_update, standard_meta
 
 ACCESS_MODES = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"]
@@ -220,16 +220,14 @@ def validate_storage_class(obj: Mapping[str, Any], old: Mapping[str, Any] | None
                  for m in names.is_qualified_name(provisioner.lower())]
     params = obj.get("parameters") or {}
     if len(params) > 512:
-        errs.append(FieldError("FieldValueTooLong", "parameters", "",
-                               "must have at most 512 bytes"))
+        errs.append(too_long("parameters", 512))
     size = 0
     for key, value in params.items():
         if not key:
             errs.append(invalid("parameters", key, "field can not be empty."))
         size += len(key) + len(str(value))
     if size > 256 * 1024:
-        errs.append(FieldError("FieldValueTooLong", "parameters", "",
-                               f"must have at most {256 * 1024} bytes"))
+        errs.append(too_long("parameters", 256 * 1024))
     policy = obj.get("reclaimPolicy")
     if policy and policy not in CLASS_RECLAIM_POLICIES:
         errs.append(not_supported("reclaimPolicy", policy, CLASS_RECLAIM_POLICIES))

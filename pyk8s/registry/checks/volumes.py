@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from ...api import validation as names
 from ...api.quantities import QuantityError, parse_quantity
-from .field import FieldError, forbidden, invalid, not_supported, required
+from .field import FieldError, forbidden, invalid, not_supported, required, too_long
 from .meta import annotations, labels
 from .storage import pvc_spec
 
@@ -365,7 +365,7 @@ def _csi(src: Mapping, path: str) -> list[FieldError]:
 def csi_driver_name(name: str, path: str) -> list[FieldError]:
     errs = [] if name else [required(path)]
     if len(name) > 63:
-        errs.append(FieldError("FieldValueTooLong", path, "", "must have at most 63 bytes"))
+        errs.append(too_long(path, 63))
     errs += [invalid(path, name, m) for m in names.is_dns1123_subdomain(name.lower())]
     return errs
 
