@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Mapping
 
-from .checks import apps, batch, core, others, rbac, storage
+from .checks import admissionregistration, apps, batch, core, others, rbac, storage
 from .checks.field import FieldError, dedupe_messages
 from .checks.meta import NAME_RULES, SUBDOMAIN, generic_create, generic_update, object_meta, \
     object_meta_update
@@ -63,6 +63,10 @@ _CHECKS: dict[tuple[str, str], Check] = {
     ("storage.k8s.io", "StorageClass"): lambda o, old, v: storage.validate_storage_class(o, old),
     ("scheduling.k8s.io", "PriorityClass"): lambda o, old, v: others.validate_priority_class(o, old),
     ("apiextensions.k8s.io", "CustomResourceDefinition"): lambda o, old, v: others.validate_crd(o, old),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"):
+        lambda o, old, v: admissionregistration.validate_webhook_configuration(o, old, False),
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"):
+        lambda o, old, v: admissionregistration.validate_webhook_configuration(o, old, True),
 }
 
 

@@ -156,4 +156,4 @@ def test_unreachable_webhook_fails_closed_unless_ignored(cluster, ns, webhooks):
                                                        failure="Ignore", port=1)])
     r = cluster.kubectl("create", "configmap", "blocked", "-n", ns, check=False)
     assert (f'Internal error occurred: failed calling webhook "down.{ns}.example.com": '
-            f'failed to call webhook: Post "https://127.0.0.1:1/validate"') in r.stderr
+            f'failed to call webhook: Post "https://127.0.0.1:1/validate?timeout=5s"') in r.stderr
