@@ -109,3 +109,15 @@ async def splice(request, response: web.StreamResponse, reader: asyncio.StreamRe
 
     await relay((to_backend(), to_client()), writer)
     return response
+
+
+# How often ``client_gone`` looks: aiohttp does not cancel a handler whose client left
+# (handler_cancellation is off), and a stream with nothing to write (a quiet
+# container's log) would otherwise never notice.
+CLIENT_CHECK_PERIOD = 0.2
+
+
+async def client_gone(request, period: float = CLIENT_CHECK_PERIOD) -> None:
+    """Returns once an aiohttp server ``request``'s connection is closed or closing."""
+    while request.transport is not None and not request.transport.is_closing():
+        await asyncio.sleep(period)

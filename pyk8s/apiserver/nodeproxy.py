@@ -24,7 +24,9 @@ for ``get`` only, which let read-only roles exec (the privilege escalation it fi
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 import os
 import ssl
 from typing import TYPE_CHECKING
@@ -33,12 +35,15 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
+from .. import aio
 from ..api import errors
 from . import proxying
 from .requests import Target
 
 if TYPE_CHECKING:
     from .app import APIServer
+
+log = logging.getLogger(__name__)
 
 LOG_PARAMS = ("follow", "previous", "tailLines", "sinceSeconds", "sinceTime", "timestamps",
               "limitBytes", "insecureSkipTLSVerifyBackend")
@@ -122,14 +127,52 @@ async def serve_log(server: "APIServer", request: web.Request, t: Target) -> web
                 resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
                 resp.enable_chunked_encoding()
                 await resp.prepare(request)
-                async for chunk in upstream.content.iter_any():
-                    await resp.write(chunk)
-                await resp.write_eof()
+                await _copy_log(request, resp, upstream, url)
                 return resp
-    except aiohttp.ClientConnectionError as err:
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as err:
         raise errors.APIError(
             500, "InternalError",
             f"Get \"{url}\": {err}") from None
+
+
+async def _copy_log(request: web.Request, resp: web.StreamResponse,
+                    upstream: aiohttp.ClientResponse, url: str) -> None:
+    """Copy the kubelet's log stream to the client until either side ends it.
+
+    The client leaving closes the kubelet stream at once (not at the container's
+    next line); the kubelet going away mid-stream ends the client's stream cleanly,
+    as upstream's proxy does (headers are sent: no Status can follow).
+    """
+    async def copy() -> None:
+        async for chunk in upstream.content.iter_any():
+            await resp.write(chunk)
+
+    copying = asyncio.ensure_future(copy())
+    watching = asyncio.ensure_future(aio.client_gone(request))
+    try:
+        await asyncio.wait({copying, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (copying, watching):
+            task.cancel()
+        results = await asyncio.gather(copying, watching, return_exceptions=True)
+    err = results[0]
+    if watching.done() and not watching.cancelled() and watching.exception() is None:
+        # the client left: drop the kubelet's connection instead of pooling it
+        upstream.close()
+        log.debug("log stream %s: client went away", url)
+        return
+    if isinstance(err, BaseException) and not isinstance(err, asyncio.CancelledError):
+        if isinstance(err, (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError,
+                            ConnectionError)):
+            log.info("log stream %s ended: %s", url, err or type(err).__name__)
+            upstream.close()
+        else:
+            raise err
+    if request.transport is not None and not request.transport.is_closing():
+        try:
+            await resp.write_eof()
+        except (ConnectionError, aiohttp.ClientConnectionError) as e:
+            log.debug("log stream %s: client went away at the end: %s", url, e)
 
 
 # -- exec, attach, portforward ------------------------------------------------------------

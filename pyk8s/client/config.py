@@ -176,22 +176,34 @@ def _material(section: Mapping[str, Any], key: str, base: str) -> bytes | None:
     return None
 
 
+# One TLS context per distinct (CA, client certificate, key) in this process: clients
+# loaded from the same credentials share it, so when the kubelet's certificate manager
+# loads a renewed certificate into it, kube-proxy and DNS running beside the kubelet
+# with the node's kubeconfig present the new one too (their next handshake).
+_contexts: dict[tuple, ssl.SSLContext] = {}
+
+
 def _ssl_context(cluster: Mapping[str, Any], user: Mapping[str, Any], *,
                  cluster_base: str, user_base: str) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    if cluster.get("insecure-skip-tls-verify"):
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    else:
-        ca = _material(cluster, "certificate-authority", cluster_base)
-        if ca:
-            ctx.load_verify_locations(cadata=ca.decode())
+    insecure = bool(cluster.get("insecure-skip-tls-verify"))
+    ca = None if insecure else _material(cluster, "certificate-authority", cluster_base)
     cert = _material(user, "client-certificate", user_base)
     key = _material(user, "client-key", user_base)
+    if bool(cert) != bool(key):
+        raise ConfigError("client-certificate and client-key must be given together")
+    ident = (insecure, ca, cert, key)
+    ctx = _contexts.get(ident)
+    if ctx is not None:
+        return ctx
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif ca:
+        ctx.load_verify_locations(cadata=ca.decode())
     if cert and key:
         load_cert_chain(ctx, cert=cert, key=key)
-    elif cert or key:
-        raise ConfigError("client-certificate and client-key must be given together")
+    _contexts[ident] = ctx
     return ctx
 
 
@@ -208,6 +220,12 @@ def load_cert_chain(ctx: ssl.SSLContext, *, cert: bytes, key: bytes) -> None:
             ctx.load_cert_chain(cert_path, key_path)
         except ssl.SSLError as err:
             raise ConfigError(f"client certificate and key do not load: {err}") from None
+    # A shared context now holds the renewed pair: file it under it, so that clients
+    # loaded later from the old credentials get their own context, not the new pair.
+    for ident, shared in list(_contexts.items()):
+        if shared is ctx:
+            del _contexts[ident]
+            _contexts[(ident[0], ident[1], cert, key)] = ctx
 
 
 # --- in-cluster ------------------------------------------------------------------

@@ -165,6 +165,14 @@ class AiohttpTransport:
         finally:
             resp.close()
 
+    async def close_connections(self) -> None:
+        """Drop every pooled connection, in-flight requests and watches included, so
+        the next request handshakes again: after the client certificate in
+        ``config.ssl_context`` changed (client-go's connection-rotating dialer)."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

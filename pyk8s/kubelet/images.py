@@ -14,23 +14,32 @@ fixed mtimes and owners), so the same machine yields the same image ids every ti
 Tags: `latest` and the packaged version (`busybox:1.35`, `busybox:1.35.0`,
 `nginx:1.22`, `nginx:1.22.1`), so `busybox` and `nginx` resolve as on Docker Hub.
 
-Archives users drop into `<data-dir>/agent/images/` (OCI or `docker save`, `.tar`, as
-k3s' air-gap images) are imported too. Blocking work (gcc, ldd, tar writing) runs in
-subprocesses or threads.
+Archives users drop into `<data-dir>/agent/images/` (OCI or `docker save`, as k3s'
+air-gap images) are imported too: `.tar`, and compressed as k3s takes them,
+`.tar.gz`/`.tgz` and `.tar.bz2`/`.tbz` (Python's gzip and bz2), `.tar.zst`/`.tzst`
+(the `zstd` tool) and `.tar.lz4` (the `lz4` tool), decompressed on the way into
+`ctr images import -`. Files of other kinds are skipped with a log line; a compressed
+archive whose tool is missing is skipped with a warning naming it. `pyk8s images
+import FILE` takes the same compressed kinds. Blocking work (gcc, ldd, tar writing,
+decompression) runs in subprocesses or threads.
 """
 from __future__ import annotations
 
 import asyncio
+import bz2
 import dataclasses
+import gzip
 import hashlib
 import io
 import json
+import logging
 import os
 import platform
 import re
 import shutil
 import subprocess
 import tarfile
+import zlib
 from pathlib import Path
 from typing import Iterable
 
@@ -38,6 +47,7 @@ PAUSE_IMAGE = "registry.k8s.io/pause:3.9"
 BUSYBOX_IMAGE = "docker.io/library/busybox:latest"
 NGINX_IMAGE = "docker.io/library/nginx:latest"
 CRI_NAMESPACE = "k8s.io"
+log = logging.getLogger(__name__)
 
 PAUSE_SOURCE = Path(__file__).with_name("pause.c")
 BUSYBOX_BINARY = Path("/bin/busybox")
@@ -455,34 +465,152 @@ async def build_images(data_dir: Path) -> list[BuiltImage]:
 
 # ---- importing ------------------------------------------------------------------
 
+# name suffix -> compression, as k3s' air-gap directory reads them
+ARCHIVE_SUFFIXES = (
+    (".tar", ""),
+    (".tar.gz", "gzip"), (".tgz", "gzip"),
+    (".tar.bz2", "bzip2"), (".tbz", "bzip2"),
+    (".tar.zst", "zstd"), (".tzst", "zstd"),
+    (".tar.lz4", "lz4"),
+)
+# decompressed in a thread with Python's own modules
+PYTHON_DECOMPRESSORS = {"gzip": gzip.open, "bzip2": bz2.open}
+# decompressed by a tool: its argv before the file name
+TOOL_DECOMPRESSORS = {"zstd": ("zstd", "-dcq", "--"), "lz4": ("lz4", "-dcq", "--")}
+
+
+def archive_compression(path: Path) -> str | None:
+    """The compression of an image archive by its name ("" for a plain tar), or None
+    when the name is not one of an image archive."""
+    name = path.name.lower()
+    for suffix, compression in ARCHIVE_SUFFIXES:
+        if name.endswith(suffix):
+            return compression
+    return None
+
+
+def missing_decompressor(compression: str) -> str:
+    """The tool `compression` needs and this machine lacks, or ""."""
+    tool = TOOL_DECOMPRESSORS.get(compression)
+    if tool is None or shutil.which(tool[0]):
+        return ""
+    return tool[0]
+
+
+def _decompress_into(path: Path, compression: str, fd: int) -> str:
+    """Write the decompressed `path` into pipe `fd` (closed at the end); "" when it
+    all went, else what went wrong."""
+    with os.fdopen(fd, "wb") as out:
+        try:
+            with PYTHON_DECOMPRESSORS[compression](path, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+        except BrokenPipeError:
+            return ""  # ctr stopped reading: its own error says why
+        except (OSError, EOFError, ValueError, zlib.error) as err:
+            return f"{type(err).__name__}: {err}"
+    return ""
+
+
 async def import_archive(path: Path, *, address: str, namespace: str = CRI_NAMESPACE,
                          snapshotter: str = "overlayfs", ctr: str = "ctr") -> str:
     """`ctr images import` an OCI or docker archive into containerd at `address`.
 
-    Unpacks for `snapshotter` so the CRI plugin can run it at once. Returns ctr's
-    output; raises `ImageImportError` on failure.
+    A compressed archive (`archive_compression`) is decompressed on the way into
+    ctr's standard input. Unpacks for `snapshotter` so the CRI plugin can run it at
+    once. Returns ctr's output; raises `ImageImportError` on failure.
     """
     address = address.removeprefix("unix://")
+    compression = archive_compression(path) or ""
+    tool = missing_decompressor(compression)
+    if tool:
+        raise ImageImportError(f"cannot import {path}: decompressing {compression} needs "
+                               f"`{tool}`, which is not installed")
+    argv = [ctr, "-a", address, "-n", namespace, "images", "import",
+            "--snapshotter", snapshotter]
+    if not compression:
+        proc = await _spawn_ctr(argv + [str(path)], asyncio.subprocess.DEVNULL)
+        return _ctr_result(path, *await _ctr_output(proc))
+    if not path.is_file():
+        raise ImageImportError(f"cannot import {path}: no such file")
+    read_end, write_end = os.pipe()
     try:
-        proc = await asyncio.create_subprocess_exec(
-            ctr, "-a", address, "-n", namespace, "images", "import",
-            "--snapshotter", snapshotter, str(path),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        proc = await _spawn_ctr(argv + ["-"], read_end)
+    except BaseException:
+        os.close(write_end)
+        raise
+    finally:
+        os.close(read_end)  # ctr holds its own copy
+    if compression in PYTHON_DECOMPRESSORS:
+        # the thread owns (and closes) the write end
+        feeder = asyncio.to_thread(_decompress_into, path, compression, write_end)
+    else:
+        try:
+            decompressor = await asyncio.create_subprocess_exec(
+                *TOOL_DECOMPRESSORS[compression], str(path), stdout=write_end,
+                stderr=asyncio.subprocess.PIPE)
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            os.close(write_end)
+        feeder = _tool_result(decompressor)
+    fed, (code, out) = await asyncio.gather(feeder, _ctr_output(proc),
+                                            return_exceptions=False)
+    if fed:
+        raise ImageImportError(f"cannot import {path}: decompressing {compression} "
+                               f"failed: {fed}")
+    return _ctr_result(path, code, out)
+
+
+async def _spawn_ctr(argv: list[str], stdin) -> asyncio.subprocess.Process:
+    try:
+        return await asyncio.create_subprocess_exec(
+            *argv, stdin=stdin, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT)
     except FileNotFoundError:
-        raise ImageImportError(f"{ctr} not found (it ships with containerd)") from None
+        raise ImageImportError(f"{argv[0]} not found (it ships with containerd)") from None
+
+
+async def _ctr_output(proc: asyncio.subprocess.Process) -> tuple[int, str]:
     out, _ = await proc.communicate()
-    text = out.decode(errors="replace")
-    if proc.returncode != 0:
+    return proc.returncode, out.decode(errors="replace")
+
+
+def _ctr_result(path: Path, code: int, text: str) -> str:
+    if code != 0:
         raise ImageImportError(f"ctr images import {path} failed: {text.strip()}")
     return text
 
 
+async def _tool_result(proc: asyncio.subprocess.Process) -> str:
+    """"" when a decompressing tool succeeded, else what it said."""
+    _, err = await proc.communicate()
+    if proc.returncode == 0:
+        return ""
+    return err.decode(errors="replace").strip() or f"exit status {proc.returncode}"
+
+
 def airgap_archives(data_dir: Path) -> list[Path]:
-    """The archives a user dropped into `<data-dir>/agent/images/`, sorted."""
+    """The archives a user dropped into `<data-dir>/agent/images/` that this machine
+    can import, sorted. Other files are skipped with a log line saying why."""
     _, drop_dir = data_paths(data_dir)
     if not drop_dir.is_dir():
         return []
-    return sorted(p for p in drop_dir.iterdir() if p.is_file() and p.name.endswith(".tar"))
+    archives = []
+    for path in sorted(p for p in drop_dir.iterdir() if p.is_file()):
+        compression = archive_compression(path)
+        if compression is None:
+            log.info("air-gap images: skipping %s: not an image archive (.tar, .tar.gz, "
+                     ".tgz, .tar.bz2, .tbz, .tar.zst, .tzst, .tar.lz4)", path)
+            continue
+        tool = missing_decompressor(compression)
+        if tool:
+            log.warning("air-gap images: skipping %s: decompressing %s needs `%s`, which "
+                        "is not installed (install it, or decompress the file to .tar)",
+                        path, compression, tool)
+            continue
+        archives.append(path)
+    return archives
 
 
 async def ensure_images(data_dir: Path, *, address: str,

@@ -648,7 +648,8 @@ async def run(settings: KubeletSettings, *, kubeconfig: str | None = None, clien
               container_runtime_endpoint: str = "", bridge: str = "pyk8s0",
               tls_cert: str = "", tls_key: str = "", client_ca: str = "",
               auth: AuthConfig | None = None, stop: asyncio.Event | None = None,
-              started: Callable[[Kubelet], None] | None = None) -> None:
+              started: Callable[[Kubelet], None] | None = None,
+              rotate_certificates: bool = True) -> None:
     """Run a node until `stop` is set: containerd, the pod network, the kubelet.
 
     Order: blackhole routes, containerd (started under the data dir and adopted on
@@ -657,6 +658,9 @@ async def run(settings: KubeletSettings, *, kubeconfig: str | None = None, clien
     one the control plane assigned), then the pod loops and the HTTPS endpoint.
     On stop the loops end; containerd and the pods keep running. ``auth`` says who
     may call the HTTPS endpoint (``auth.SECURE`` for server and agent nodes).
+    With ``rotate_certificates`` and a kubeconfig holding the node's own certificate,
+    the certificate manager renews it while the node runs (certrotation.py); the node
+    stops if it expires unrenewed.
     """
     from pyk8s.client.config import load_config
     from pyk8s.client.rest import Client
@@ -676,6 +680,12 @@ async def run(settings: KubeletSettings, *, kubeconfig: str | None = None, clien
     kubelet = Kubelet(settings, client=client, runtime=runtime, machine=machine,
                       node_ip=settings.node_ip, remove_cgroup=remove_cgroup_parent)
     runner = None
+    rotation = None
+    if own_client and rotate_certificates:
+        from pyk8s.kubelet.certrotation import CertificateRotator
+        rotator = CertificateRotator.for_kubeconfig(client, kubeconfig, settings.node_name)
+        if rotator is not None:
+            rotation = asyncio.create_task(rotator.run(), name="kubelet certificate rotation")
     try:
         await kubelet.start()
         pod_cidr = kubelet.node_status.pod_cidr
@@ -711,8 +721,18 @@ async def run(settings: KubeletSettings, *, kubeconfig: str | None = None, clien
                                     context=context, setups=setups, middlewares=middlewares)
         if started is not None:
             started(kubelet)
-        await (stop or asyncio.Event()).wait()
+        stopped = asyncio.ensure_future((stop or asyncio.Event()).wait())
+        try:
+            await asyncio.wait({stopped} | ({rotation} if rotation else set()),
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if rotation is not None and rotation.done():
+            rotation.result()  # CertificateExpired: the node has no identity left
     finally:
+        if rotation is not None:
+            rotation.cancel()
+            await asyncio.gather(rotation, return_exceptions=True)
         if runner is not None:
             await runner.cleanup()
         await kubelet.stop()

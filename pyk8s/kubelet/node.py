@@ -14,7 +14,10 @@ Invariants:
   CNI config and host-local's allocations. Nodes with different data dirs, bridges
   and pod CIDRs coexist on one machine.
 - Blackhole routes for the cluster and service CIDRs are in place before the first
-  pod can get an address.
+  pod can get an address. The CIDRs are the server's `--cluster-cidr` and
+  `--service-cidr`, recorded by the CLI in `<data-dir>/agent/network.json`
+  (`record_cluster_network`) before the kubelet starts; without a record, k3s'
+  defaults 10.42.0.0/16 and 10.43.0.0/16.
 - Stopping a kubelet leaves containerd and the pods running; the next start adopts
   both.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import os
 import signal
@@ -49,9 +53,40 @@ def containerd_config(data_dir: Path) -> ContainerdConfig:
                             cni_conf_dir=agent / "etc" / "cni" / "net.d")
 
 
+NETWORK_RECORD = Path("agent") / "network.json"
+
+
+def record_cluster_network(data_dir: Path, *, cluster_cidr: str = cni.CLUSTER_CIDR,
+                           service_cidr: str = cni.SERVICE_CIDR) -> None:
+    """Record the cluster's pod and Service ranges for this node's routes and
+    masquerade (written atomically; validated here so a typo fails at start)."""
+    cidrs = {"clusterCIDR": str(ipaddress.ip_network(cluster_cidr)),
+             "serviceCIDR": str(ipaddress.ip_network(service_cidr))}
+    path = Path(data_dir) / NETWORK_RECORD
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(cidrs) + "\n")
+    tmp.replace(path)
+
+
+def cluster_network(data_dir: Path) -> tuple[str, str]:
+    """(cluster CIDR, service CIDR) recorded for this data dir, else the defaults."""
+    try:
+        saved = json.loads((Path(data_dir) / NETWORK_RECORD).read_text())
+    except FileNotFoundError:
+        return cni.CLUSTER_CIDR, cni.SERVICE_CIDR
+    return (saved.get("clusterCIDR") or cni.CLUSTER_CIDR,
+            saved.get("serviceCIDR") or cni.SERVICE_CIDR)
+
+
 async def start_runtime(data_dir: Path, *, endpoint: str = "") -> Containerd:
     """Blackhole routes, then containerd (ours, adopted, or `endpoint`), then images."""
-    await cni.ensure_blackhole_routes()
+    cluster_cidr, service_cidr = await asyncio.to_thread(cluster_network, data_dir)
+    added = await cni.ensure_blackhole_routes(
+        tuple(dict.fromkeys(c for c in (cluster_cidr, service_cidr)
+                            if ipaddress.ip_network(c).version == 4)))
+    if added:
+        log.info("blackhole routes added for %s", ", ".join(added))
     if endpoint:
         containerd = await Containerd.existing(endpoint)
     else:
@@ -61,11 +96,14 @@ async def start_runtime(data_dir: Path, *, endpoint: str = "") -> Containerd:
 
 
 def write_network(data_dir: Path, *, pod_cidr: str, bridge: str = DEFAULT_BRIDGE,
-                  conf_dir: Path | None = None, cluster_cidr: str = cni.CLUSTER_CIDR,
-                  service_cidr: str = cni.SERVICE_CIDR) -> Path:
+                  conf_dir: Path | None = None, cluster_cidr: str = "",
+                  service_cidr: str = "") -> Path:
     """The node's CNI conflist (bridge + host-local on `pod_cidr` + portmap) and the
-    masquerade of its pods' traffic leaving the cluster range. Blocking: run it in
-    a thread."""
+    masquerade of its pods' traffic leaving the cluster range (the recorded ranges
+    unless given). Blocking: run it in a thread."""
+    recorded = cluster_network(data_dir)
+    cluster_cidr = cluster_cidr or recorded[0]
+    service_cidr = service_cidr or recorded[1]
     conflist = cni.bridge_conflist(subnet=pod_cidr, bridge=bridge, name="pyk8s",
                                    ipam_dir=agent_dir(data_dir) / "cni" / "networks")
     path = cni.write_conflist(conf_dir or containerd_config(data_dir).cni_conf_dir, conflist)

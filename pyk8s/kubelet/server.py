@@ -17,6 +17,7 @@ Invariants:
 """
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import logging
@@ -29,6 +30,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from .. import aio
 
 
 log = logging.getLogger(__name__)
@@ -100,11 +103,25 @@ def make_app(reader: LogReader, *, setups: Iterable[AppSetup] = (),
             return web.json_response(e.status(), status=e.code)
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
         await response.prepare(request)
-        try:
+
+        async def copy() -> None:
             async for chunk in stream:
                 await response.write(chunk)
-        except ConnectionResetError:
+
+        copying = asyncio.ensure_future(copy())
+        watching = asyncio.ensure_future(aio.client_gone(request))
+        try:
+            await asyncio.wait({copying, watching}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (copying, watching):
+                task.cancel()
+            await asyncio.gather(copying, watching, return_exceptions=True)
+        if watching.done() and not watching.cancelled():
             return response  # the client went away (a follow ended by the user)
+        try:
+            copying.result()
+        except ConnectionResetError:
+            return response
         await response.write_eof()
         return response
 

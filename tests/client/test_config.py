@@ -12,7 +12,7 @@ import yaml
 from aiohttp import web
 
 from pyk8s.client import Client, ConfigError, load_incluster_config, load_kubeconfig
-from pyk8s.client.config import config_from_dict
+from pyk8s.client.config import config_from_dict, load_cert_chain
 from pyk8s.pki import issue, make_ca
 
 from .conftest import free_port
@@ -86,6 +86,18 @@ async def test_certificate_files_relative_to_the_kubeconfig(pki, tls_server, tmp
         tls_server, {"certificate-authority": "pki/ca.crt"},
         {"client-certificate": "pki/me.crt", "client-key": "pki/me.key"})))
     assert (await whoami(load_kubeconfig(str(d / "config"))))["cn"] == "alice"
+
+
+async def test_clients_of_one_kubeconfig_present_a_renewed_certificate(pki, tls_server):
+    """The kubelet's certificate manager loads a renewed certificate into its client's
+    TLS context; kube-proxy and DNS, loaded from the same node kubeconfig, use it too."""
+    doc = kubeconfig(tls_server, {"certificate-authority-data": b64(pki["ca"].cert_pem)},
+                     {"client-certificate-data": b64(pki["client"].cert_pem),
+                      "client-key-data": b64(pki["client"].key_pem)})
+    kubelet, proxy = config_from_dict(doc), config_from_dict(doc)
+    renewed = issue(pki["ca"], "alice-renewed", orgs=("devs",), client=True)
+    load_cert_chain(kubelet.ssl_context, cert=renewed.cert_pem, key=renewed.key_pem)
+    assert (await whoami(proxy))["cn"] == "alice-renewed"
 
 
 async def test_wrong_ca_is_refused_unless_verification_is_skipped(pki, tls_server):

@@ -1,8 +1,12 @@
 """The kubelet's log endpoint: upstream's query parameters in, text or a Status out."""
+import asyncio
 import datetime
 
+import aiohttp
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from pyk8s import aio
 from pyk8s.kubelet.server import LogError, make_app, self_signed, ssl_context
 
 
@@ -47,3 +51,35 @@ def test_self_signed_certificate_is_made_once(tmp_path):
     cert, key = self_signed(tmp_path, "node-a", ["127.0.0.1"])
     assert self_signed(tmp_path, "node-a", ["127.0.0.1"]) == (cert, key)
     ssl_context(cert, key)
+
+
+async def test_a_follow_on_a_quiet_container_ends_when_the_client_leaves():
+    closed = asyncio.Event()
+
+    class QuietReader:
+        async def read_logs(self, namespace, pod, container=None, **kw):
+            async def stream():
+                try:
+                    yield b"hello\n"
+                    await asyncio.Event().wait()  # a container that says nothing more
+                    yield b"never\n"
+                finally:
+                    closed.set()
+            return stream()
+
+    # served as the kubelet serves it: aiohttp's TestServer would cancel the handler
+    # when the client leaves, which the kubelet's runner does not
+    runner = web.AppRunner(make_app(QuietReader()))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            r = await session.get(f"http://127.0.0.1:{port}/containerLogs/ns/web/app",
+                                  params={"follow": "true"})
+            assert await r.content.readline() == b"hello\n"
+            r.close()  # the user pressed Ctrl-C
+            await aio.wait_for(closed.wait(), 5)
+    finally:
+        await runner.cleanup()
