@@ -1,8 +1,9 @@
 """A real API server plus the workload controllers, driven by real kubectl.
 
 One API server and one controller-manager process (``pyk8s.controllers.manager.run``
-with leader election on the kube-system Lease, running the workload controllers and
-the serviceaccount controller pods need) per session; each test works in its own
+with leader election on the kube-system Lease, running the workload controllers, the
+serviceaccount controller pods need, and the garbage collector and PVC protection
+controllers StatefulSet claim retention relies on) per session; each test works in its own
 namespace. There is no kubelet: ``Pods.run`` plays it by writing pod status
 through the API (Running and Ready, or Succeeded/Failed), the way a user would see
 it from a node.
@@ -75,7 +76,8 @@ class Cluster:
         code = ("import asyncio, logging, sys\n"
                 "logging.basicConfig(level=logging.INFO)\n"
                 "from pyk8s.controllers import manager\n"
-                "names = list(manager.WORKLOAD_CONTROLLERS) + ['serviceaccount-controller']\n"
+                "names = list(manager.WORKLOAD_CONTROLLERS) + ['serviceaccount-controller',\n"
+                "    'garbage-collector-controller', 'persistentvolumeclaim-protection-controller']\n"
                 "asyncio.run(manager.run(sys.argv[1], names, leader_elect=True))\n")
         self.manager = subprocess.Popen([sys.executable, "-c", code, self.kubeconfig],
                                         stdout=log, stderr=subprocess.STDOUT)

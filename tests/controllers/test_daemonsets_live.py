@@ -84,3 +84,75 @@ def test_daemonset_follows_nodes(cluster, ns, pods):
     finally:
         for n in names:
             k("delete", "node", n, "--ignore-not-found")
+
+
+SURGE_DS = """
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  updateStrategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: 0, maxSurge: 1}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      nodeSelector: {pool: %s}
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms: [{matchExpressions: [{key: zone, operator: In, values: [a]}]}]
+      containers: [{name: c, image: "busybox:1"}]
+"""
+
+
+def test_surge_rollout_and_node_affinity(cluster, ns, pods):
+    k = cluster.kubectl
+    a, b = f"{ns}-a", f"{ns}-b"
+    names = []
+    try:
+        for name, zone in ((a, "a"), (b, "b")):
+            k("create", "-f", "-", input=json.dumps({
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": name, "labels": {"pool": ns, "zone": zone}}}))
+            names.append(name)
+            make_ready(cluster, name)
+        k("apply", "-n", ns, "-f", "-", input=SURGE_DS % ns)
+        # The user's nodeAffinity keeps the pod off zone b.
+        eventually(lambda: [pinned(p) for p in pods.list("app=agent")] == [a], message="a pod on a")
+        status = eventually(lambda: (lambda st: st.get("observedGeneration") and st)(
+            cluster.get(ns, "ds", "agent").get("status", {})), message="DaemonSet status")
+        assert status["desiredNumberScheduled"] == 1 and status["currentNumberScheduled"] == 1
+        assert [pinned(p) for p in pods.list("app=agent")] == [a]
+        old = pods.list("app=agent")[0]
+        # As upstream (ReplaceDaemonSetPodNodeNameNodeAffinity), the pod's required terms are
+        # replaced by the one pinning it to its node; the user's term was applied by the controller.
+        terms = old["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert terms == {"nodeSelectorTerms": [{"matchFields": [
+            {"key": "metadata.name", "operator": "In", "values": [a]}]}]}
+        pods.run("app=agent")
+        eventually(lambda: cluster.get(ns, "ds", "agent")["status"].get("numberAvailable") == 1,
+                   message="1 available")
+
+        # maxSurge 1, maxUnavailable 0: the new pod starts next to the old one, which stays
+        # until the new one is available.
+        k("set", "image", "daemonset/agent", "-n", ns, "c=busybox:2")
+
+        def side_by_side():
+            ps = [p for p in pods.list("app=agent") if not p["metadata"].get("deletionTimestamp")]
+            return sorted((p["spec"]["containers"][0]["image"], pinned(p)) for p in ps)
+
+        eventually(lambda: side_by_side() == [("busybox:1", a), ("busybox:2", a)],
+                   message="old and new pod side by side on a")
+        assert cluster.get(ns, "pod", old["metadata"]["name"])["metadata"]["uid"] == old["metadata"]["uid"]
+        with pods.kubelet("app=agent"):
+            r = k("rollout", "status", "daemonset/agent", "-n", ns, "--timeout=60s")
+            assert r.stdout.splitlines()[-1] == 'daemon set "agent" successfully rolled out'
+            eventually(lambda: side_by_side() == [("busybox:2", a)], message="the old pod removed")
+
+            # Labelling b into zone a makes it eligible.
+            k("label", "node", b, "zone=a", "--overwrite")
+            eventually(lambda: side_by_side() == [("busybox:2", a), ("busybox:2", b)],
+                       message="a pod on b once it is in zone a")
+    finally:
+        for n in names:
+            k("delete", "node", n, "--ignore-not-found")
