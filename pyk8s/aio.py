@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import Awaitable, Coroutine, Iterable, TypeVar
+from typing import AsyncIterable, Awaitable, Coroutine, Iterable, TypeVar
 
 from aiohttp import web
 
@@ -117,7 +117,43 @@ async def splice(request, response: web.StreamResponse, reader: asyncio.StreamRe
 CLIENT_CHECK_PERIOD = 0.2
 
 
+def client_left(request) -> bool:
+    """Whether an aiohttp server ``request``'s connection is closed or closing."""
+    return request.transport is None or request.transport.is_closing()
+
+
 async def client_gone(request, period: float = CLIENT_CHECK_PERIOD) -> None:
     """Returns once an aiohttp server ``request``'s connection is closed or closing."""
-    while request.transport is not None and not request.transport.is_closing():
+    while not client_left(request):
         await asyncio.sleep(period)
+
+
+async def stream_to_client(request, response: web.StreamResponse,
+                           chunks: AsyncIterable[bytes]) -> bool:
+    """Write ``chunks`` to the prepared ``response`` until they end (True: the caller
+    may finish the response) or the client leaves (False), whichever comes first: a
+    follow on a quiet source ends when its reader does, not at the source's next
+    chunk. An error of the source propagates."""
+    left = False
+
+    async def copy() -> None:
+        nonlocal left
+        async for chunk in chunks:
+            try:
+                await response.write(chunk)
+            except ConnectionResetError:
+                left = True
+                return
+
+    copying = asyncio.ensure_future(copy())
+    watching = asyncio.ensure_future(client_gone(request))
+    try:
+        await asyncio.wait({copying, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (copying, watching):
+            task.cancel()
+        await asyncio.gather(copying, watching, return_exceptions=True)
+    if left or (watching.done() and not watching.cancelled()):
+        return False
+    copying.result()
+    return True

@@ -24,7 +24,6 @@ for ``get`` only, which let read-only roles exec (the privilege escalation it fi
 """
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import os
@@ -143,32 +142,16 @@ async def _copy_log(request: web.Request, resp: web.StreamResponse,
     next line); the kubelet going away mid-stream ends the client's stream cleanly,
     as upstream's proxy does (headers are sent: no Status can follow).
     """
-    async def copy() -> None:
-        async for chunk in upstream.content.iter_any():
-            await resp.write(chunk)
-
-    copying = asyncio.ensure_future(copy())
-    watching = asyncio.ensure_future(aio.client_gone(request))
     try:
-        await asyncio.wait({copying, watching}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (copying, watching):
-            task.cancel()
-        results = await asyncio.gather(copying, watching, return_exceptions=True)
-    err = results[0]
-    if watching.done() and not watching.cancelled() and watching.exception() is None:
-        # the client left: drop the kubelet's connection instead of pooling it
-        upstream.close()
-        log.debug("log stream %s: client went away", url)
-        return
-    if isinstance(err, BaseException) and not isinstance(err, asyncio.CancelledError):
-        if isinstance(err, (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError,
-                            ConnectionError)):
-            log.info("log stream %s ended: %s", url, err or type(err).__name__)
+        if not await aio.stream_to_client(request, resp, upstream.content.iter_any()):
+            # the client left: drop the kubelet's connection instead of pooling it
             upstream.close()
-        else:
-            raise err
-    if request.transport is not None and not request.transport.is_closing():
+            log.debug("log stream %s: client went away", url)
+            return
+    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, ConnectionError) as err:
+        log.info("log stream %s ended: %s", url, err or type(err).__name__)
+        upstream.close()
+    if not aio.client_left(request):
         try:
             await resp.write_eof()
         except (ConnectionError, aiohttp.ClientConnectionError) as e:

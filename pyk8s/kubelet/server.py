@@ -17,7 +17,6 @@ Invariants:
 """
 from __future__ import annotations
 
-import asyncio
 import datetime
 import ipaddress
 import logging
@@ -103,26 +102,8 @@ def make_app(reader: LogReader, *, setups: Iterable[AppSetup] = (),
             return web.json_response(e.status(), status=e.code)
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
         await response.prepare(request)
-
-        async def copy() -> None:
-            async for chunk in stream:
-                await response.write(chunk)
-
-        copying = asyncio.ensure_future(copy())
-        watching = asyncio.ensure_future(aio.client_gone(request))
-        try:
-            await asyncio.wait({copying, watching}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (copying, watching):
-                task.cancel()
-            await asyncio.gather(copying, watching, return_exceptions=True)
-        if watching.done() and not watching.cancelled():
-            return response  # the client went away (a follow ended by the user)
-        try:
-            copying.result()
-        except ConnectionResetError:
-            return response
-        await response.write_eof()
+        if await aio.stream_to_client(request, response, stream):
+            await response.write_eof()
         return response
 
     async def healthz(request: web.Request) -> web.Response:
