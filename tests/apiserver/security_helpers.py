@@ -1,11 +1,17 @@
 """Identities for the security tests: kubeconfigs for x509 users and bearer tokens,
 kubectl as one of them, and polling with a deadline."""
+import asyncio
 import base64
 import os
+import shutil
+import ssl
+import tempfile
+import threading
 import time
 import uuid
 
 import yaml
+from aiohttp import web
 
 from pyk8s.pki import KeyPair, issue
 
@@ -94,3 +100,61 @@ def ensure_default_sa(cluster, ns: str) -> None:
     """The namespace's ``default`` ServiceAccount (made by a controller upstream)."""
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump(
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}))
+
+
+class WebhookServer:
+    """An HTTPS server (a certificate from the cluster ``ca``, for 127.0.0.1) on a
+    thread of its own, for admission webhooks; a subclass adds its handlers in
+    ``add_routes``."""
+
+    def __init__(self, ca: KeyPair):
+        self.ca = ca
+        self.port = 0
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._dir = tempfile.mkdtemp(prefix="webhook-")
+
+    def add_routes(self, app: web.Application) -> None:
+        """The subclass's handlers."""
+
+    def start(self):
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("webhook server did not start")
+        return self
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        pair = issue(self.ca, "webhook", server=True, ips=("127.0.0.1",))
+        crt, key = os.path.join(self._dir, "tls.crt"), os.path.join(self._dir, "tls.key")
+        with open(crt, "wb") as f:
+            f.write(pair.cert_pem)
+        with open(key, "wb") as f:
+            f.write(pair.key_pem)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(crt, key)
+        app = web.Application()
+        self.add_routes(app)
+        runner = web.AppRunner(app)
+        self._loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        self._runner = runner
+        self._ready.set()
+        self._loop.run_forever()
+
+    def stop(self) -> None:
+        async def down():
+            await self._runner.cleanup()
+            self._loop.stop()
+        asyncio.run_coroutine_threadsafe(down(), self._loop)
+        self._thread.join(5)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    @staticmethod
+    def answer(response: dict) -> web.Response:
+        """An AdmissionReview carrying ``response``."""
+        return web.json_response({"apiVersion": "admission.k8s.io/v1",
+                                  "kind": "AdmissionReview", "response": response})

@@ -1,67 +1,25 @@
 """Admission webhooks: the API server calls a real HTTPS webhook (served here, with a
 certificate from the cluster CA) and applies its verdict and its JSON patch."""
-import asyncio
 import base64
 import json
-import ssl
-import threading
 
 import pytest
 import yaml
 from aiohttp import web
 
-from pyk8s.pki import issue
-from security_helpers import cluster_ca
+from security_helpers import WebhookServer, cluster_ca
 
 
-class WebhookServer:
-    """An HTTPS admission webhook on a thread of its own."""
+class Webhooks(WebhookServer):
+    """``/validate`` refuses configmaps labelled deny=true; ``/mutate`` labels them."""
 
     def __init__(self, ca):
-        self.ca = ca
+        super().__init__(ca)
         self.reviews: list[dict] = []
-        self.port = 0
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def start(self) -> "WebhookServer":
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("webhook server did not start")
-        return self
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        pair = issue(self.ca, "webhook", server=True, ips=("127.0.0.1",))
-        import os
-        import tempfile
-        d = tempfile.mkdtemp()
-        crt, key = os.path.join(d, "tls.crt"), os.path.join(d, "tls.key")
-        with open(crt, "wb") as f:
-            f.write(pair.cert_pem)
-        with open(key, "wb") as f:
-            f.write(pair.key_pem)
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(crt, key)
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/validate", self._validate)
         app.router.add_post("/mutate", self._mutate)
-        runner = web.AppRunner(app)
-        self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        self._runner = runner
-        self._ready.set()
-        self._loop.run_forever()
-
-    def stop(self) -> None:
-        async def down():
-            await self._runner.cleanup()
-            self._loop.stop()
-        asyncio.run_coroutine_threadsafe(down(), self._loop)
-        self._thread.join(5)
 
     async def _validate(self, request: web.Request) -> web.Response:
         review = await request.json()
@@ -72,8 +30,7 @@ class WebhookServer:
         if not response["allowed"]:
             response["status"] = {"code": 403, "reason": "Forbidden",
                                   "message": "configmaps labelled deny=true are refused"}
-        return web.json_response({"apiVersion": "admission.k8s.io/v1",
-                                  "kind": "AdmissionReview", "response": response})
+        return self.answer(response)
 
     async def _mutate(self, request: web.Request) -> web.Response:
         review = await request.json()
@@ -82,19 +39,15 @@ class WebhookServer:
         patch = [{"op": "add", "path": "/metadata/labels/mutated", "value": "yes"}] \
             if has_labels else \
             [{"op": "add", "path": "/metadata/labels", "value": {"mutated": "yes"}}]
-        return web.json_response({"apiVersion": "admission.k8s.io/v1",
-                                  "kind": "AdmissionReview", "response": {
-                                      "uid": req["uid"], "allowed": True,
-                                      "patchType": "JSONPatch",
-                                      "warnings": ["mutated by the test webhook"],
-                                      "patch": base64.b64encode(
-                                          json.dumps(patch).encode()).decode()}})
+        return self.answer({"uid": req["uid"], "allowed": True, "patchType": "JSONPatch",
+                            "warnings": ["mutated by the test webhook"],
+                            "patch": base64.b64encode(json.dumps(patch).encode()).decode()})
 
 
 @pytest.fixture
 def webhooks(cluster, ns):
     ca = cluster_ca(cluster)
-    server = WebhookServer(ca).start()
+    server = Webhooks(ca).start()
     bundle = base64.b64encode(ca.cert_pem).decode()
 
     def hook(kind: str, path: str, failure: str = "Fail", port: int = 0) -> dict:

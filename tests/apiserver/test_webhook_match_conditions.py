@@ -1,74 +1,29 @@
 """Webhook matchConditions (CEL), reinvocationPolicy and call-failure messages, through
 kubectl against real HTTPS webhooks served here with a certificate from the cluster CA."""
-import asyncio
 import base64
 import json
-import os
-import ssl
-import tempfile
-import threading
 
 import pytest
 import yaml
 from aiohttp import web
 
-from pyk8s.pki import issue
-from security_helpers import cluster_ca
+from security_helpers import WebhookServer, cluster_ca
 
 
-class Webhooks:
-    """HTTPS webhooks on a thread of their own; each path counts its calls.
+class Webhooks(WebhookServer):
+    """Webhooks that count their calls per path.
 
     ``/allow`` allows; ``/label/<key>`` adds the label ``<key>: "yes"`` (a mutation
     when the label is missing, nothing otherwise).
     """
 
     def __init__(self, ca):
-        self.ca = ca
+        super().__init__(ca)
         self.calls: dict[str, list[dict]] = {}
-        self.port = 0
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def start(self) -> "Webhooks":
-        self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("webhook server did not start")
-        return self
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        pair = issue(self.ca, "webhook", server=True, ips=("127.0.0.1",))
-        self._dir = tempfile.mkdtemp()
-        crt, key = os.path.join(self._dir, "tls.crt"), os.path.join(self._dir, "tls.key")
-        with open(crt, "wb") as f:
-            f.write(pair.cert_pem)
-        with open(key, "wb") as f:
-            f.write(pair.key_pem)
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(crt, key)
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/allow", self._allow)
         app.router.add_post("/label/{key}", self._label)
-        runner = web.AppRunner(app)
-        self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        self._runner = runner
-        self._ready.set()
-        self._loop.run_forever()
-
-    def stop(self) -> None:
-        async def down():
-            await self._runner.cleanup()
-            self._loop.stop()
-        asyncio.run_coroutine_threadsafe(down(), self._loop)
-        self._thread.join(5)
-        for name in os.listdir(self._dir):
-            os.unlink(os.path.join(self._dir, name))
-        os.rmdir(self._dir)
 
     def names(self, path: str) -> list[str]:
         """Names of the objects the webhook at ``path`` was called for, in order."""
@@ -79,14 +34,9 @@ class Webhooks:
         self.calls.setdefault(path, []).append(review)
         return review["request"]
 
-    @staticmethod
-    def _answer(response: dict) -> web.Response:
-        return web.json_response({"apiVersion": "admission.k8s.io/v1",
-                                  "kind": "AdmissionReview", "response": response})
-
     async def _allow(self, request: web.Request) -> web.Response:
         req = self._record("/allow", await request.json())
-        return self._answer({"uid": req["uid"], "allowed": True})
+        return self.answer({"uid": req["uid"], "allowed": True})
 
     async def _label(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]
@@ -102,7 +52,7 @@ class Webhooks:
         if patch:
             response.update(patchType="JSONPatch",
                             patch=base64.b64encode(json.dumps(patch).encode()).decode())
-        return self._answer(response)
+        return self.answer(response)
 
 
 @pytest.fixture
