@@ -164,6 +164,11 @@ def _schema_type(value: Any) -> str:
     return "object"
 
 
+# kube-openapi's wording of each bound
+_BOUNDS = {"minimum": "greater than or equal to", "exclusiveMinimum": "greater than",
+           "maximum": "less than or equal to", "exclusiveMaximum": "less than"}
+
+
 def _limit(limit: Any, value: Any) -> str:
     """A bound as go-openapi prints it: ``%v`` of an int64 for integer data, of a
     float64 otherwise."""
@@ -222,17 +227,8 @@ def schema_errors(obj: Any, validator) -> list[field.FieldError]:
             elif order < earlier[0]:
                 string_failed[path] = (order, earlier[1])
                 errs[earlier[1]] = e
-        elif kind == "minimum":
-            errs.append(field.invalid(path, value, f"{path} in body should be greater than "
-                                                   f"or equal to {_limit(detail['limit'], value)}"))
-        elif kind == "exclusiveMinimum":
-            errs.append(field.invalid(path, value, f"{path} in body should be greater than "
-                                                   f"{_limit(detail['limit'], value)}"))
-        elif kind == "maximum":
-            errs.append(field.invalid(path, value, f"{path} in body should be less than or "
-                                                   f"equal to {_limit(detail['limit'], value)}"))
-        elif kind == "exclusiveMaximum":
-            errs.append(field.invalid(path, value, f"{path} in body should be less than "
+        elif kind in _BOUNDS:
+            errs.append(field.invalid(path, value, f"{path} in body should be {_BOUNDS[kind]} "
                                                    f"{_limit(detail['limit'], value)}"))
         elif kind == "multipleOf":
             factor = detail.get("multiple_of", detail.get("limit"))
