@@ -11,10 +11,17 @@ more write. Prints one line per scenario; a benchmark, not a test: it asserts no
 Scenarios: ``plain`` (requests only) and ``spread`` (a zone topology-spread
 constraint plus preferred hostname anti-affinity, over 10 zones).
 
+Each scenario also runs once with no API at all (``algorithm only``): the same nodes
+and pods fed straight into a ``Scheduler`` in this process, bindings recorded in
+memory and confirmed back as the informer would. That line is the scheduler's own
+throughput; the end-to-end line adds the API server, informers, bindings and events
+(all on the same machine), so the gap between the two is what they cost.
+
 Anchors reported against: the ClusterLoader2 load-test bar of 100 pods/s, and
 kube-scheduler's own CI (scheduler_perf) bar of about 680 pods/s on 5,000 nodes.
 
     .venv/bin/python bench/scheduler.py [--nodes 1000] [--pods 10000] [--scenarios plain,spread]
+        [--spread-pods N] [--algorithm-only]
 """
 from __future__ import annotations
 
@@ -73,7 +80,8 @@ async def wait_ready(client: Client) -> None:
 
 def start_scheduler(kubeconfig: str, data_dir: str) -> subprocess.Popen:
     log = open(os.path.join(data_dir, "scheduler.log"), "ab")
-    code = ("import asyncio, pyk8s.scheduler.server as s; "
+    code = ("import asyncio, logging, pyk8s.scheduler.server as s; "
+            "logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s'); "
             f"asyncio.run(s.run({kubeconfig!r}))")
     return subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT)
 
@@ -181,7 +189,72 @@ async def scenario(client: Client, scenario_name: str, pods: int, concurrency: i
             "create_s": t_created - t0, "rate": len(bound) / (end - t0), "p50": q[49], "p99": q[98]}
 
 
+async def algorithm_only(scenario_name: str, nodes: int, pods: int) -> tuple[float, float]:
+    """(pods/s, p99 seconds per cycle) of the scheduling algorithm alone: in-process,
+    no API; a bind is recorded and confirmed back as the informer would confirm it."""
+    import random
+
+    from pyk8s.scheduler.actions import RecordingActions
+    from pyk8s.scheduler.configuration import load_configuration
+    from pyk8s.scheduler.listers import StaticListers
+    from pyk8s.scheduler.scheduling import Scheduler
+
+    ns = f"bench-{scenario_name}"
+    listers = StaticListers({"kind": "Namespace", "metadata": {"name": ns}})
+    actions = RecordingActions()
+    sched = Scheduler(load_configuration(None), listers=listers, actions=actions, rng=random.Random(1))
+    for i in range(nodes):
+        body = node_body(i)
+        body["metadata"]["uid"] = f"node-uid-{i}"
+        sched.on_node_add(body)
+    record = actions.bind
+
+    async def bind(pod: dict, node_name: str) -> None:
+        await record(pod, node_name)
+        meta = pod["metadata"]
+        old = listers.pod(meta["namespace"], meta["name"])
+        new = {**old, "spec": {**old["spec"], "nodeName": node_name},
+               "metadata": {**old["metadata"], "resourceVersion": "2"}}
+        listers.add(new)
+        sched.on_pod_update(old, new)
+    actions.bind = bind  # type: ignore[method-assign]
+    for i in range(pods):
+        body = pod_body(f"p-{i:05}", scenario_name)
+        body["metadata"].update(namespace=ns, uid=f"uid-{i}", resourceVersion="1")
+        body["status"] = {"phase": "Pending"}
+        listers.add(body)
+        sched.on_pod_add(body)
+    cycles: list[float] = []
+    t0 = time.perf_counter()
+    while (qpi := sched.queue.pop_nowait()) is not None:
+        c0 = time.perf_counter()
+        await sched.schedule_one(qpi)
+        cycles.append(time.perf_counter() - c0)
+        await asyncio.sleep(0)
+    await sched.drain_bindings()
+    elapsed = time.perf_counter() - t0
+    q = statistics.quantiles(cycles, n=100) if len(cycles) >= 2 else [0.0] * 99
+    if len(actions.binds) != pods:
+        print(f"warning: algorithm only bound {len(actions.binds)}/{pods} pods", file=sys.stderr)
+    return len(actions.binds) / elapsed, q[98]
+
+
+def scenario_pods(args, name: str) -> int:
+    return args.spread_pods if name == "spread" and args.spread_pods else args.pods
+
+
 async def run(args) -> None:
+    for name in args.scenarios.split(","):
+        pods = scenario_pods(args, name)
+        rate, p99 = await algorithm_only(name, args.nodes, pods)
+        print(f"scheduler[{name}] algorithm only: {pods} pods on {args.nodes} nodes, {rate:.0f} pods/s "
+              f"(no API; cycle p99 {p99 * 1000:.1f} ms)", flush=True)
+    if args.algorithm_only:
+        return
+    await run_end_to_end(args)
+
+
+async def run_end_to_end(args) -> None:
     with tempfile.TemporaryDirectory(prefix="pyk8s-bench-sched-") as tmp:
         api_proc, kubeconfig = start_apiserver(tmp)
         sched_proc = None
@@ -208,7 +281,7 @@ async def run(args) -> None:
             print(f"setup: {args.nodes} nodes registered in {nodes_s:.1f}s; API pod-create limit "
                   f"{limit:.0f} pods/s ({args.concurrency} clients)", flush=True)
             for name in args.scenarios.split(","):
-                res = await scenario(client, name, args.pods, args.concurrency)
+                res = await scenario(client, name, scenario_pods(args, name), args.concurrency)
                 print(f"scheduler[{name}]: {res['bound']}/{res['pods']} pods bound on {args.nodes} nodes, "
                       f"{res['rate']:.0f} pods/s (create {res['pods'] / res['create_s']:.0f}/s; "
                       f"{res['rate'] / limit:.2f}x API create limit; {res['rate'] / CL2_BAR:.2f}x CL2 "
@@ -217,6 +290,12 @@ async def run(args) -> None:
                       f"p99 {res['p99'] * 1000:.0f} ms", flush=True)
         finally:
             await client.close()
+            if sched_proc is not None and sched_proc.poll() is not None:
+                # The scheduler must run until stopped here: show why it did not.
+                with open(os.path.join(tmp, "scheduler.log"), errors="replace") as f:
+                    tail = f.readlines()[-20:]
+                print(f"scheduler exited early (code {sched_proc.returncode}); log tail:\n{''.join(tail)}",
+                      file=sys.stderr, flush=True)
             for proc in (sched_proc, api_proc):
                 if proc is not None and proc.poll() is None:
                     proc.terminate()
@@ -231,7 +310,9 @@ def main() -> None:
     p.add_argument("--nodes", type=int, default=1000)
     p.add_argument("--pods", type=int, default=10000)
     p.add_argument("--scenarios", default="plain,spread")
+    p.add_argument("--spread-pods", type=int, default=0, help="pods for the spread scenario (default: --pods)")
     p.add_argument("--concurrency", type=int, default=50)
+    p.add_argument("--algorithm-only", action="store_true", help="only the in-process runs, no API server")
     # On SIGTERM (e.g. a timeout) unwind normally so the servers started here stop too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     asyncio.run(run(p.parse_args()))

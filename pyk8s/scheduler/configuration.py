@@ -29,12 +29,13 @@ EXTENSION_POINTS = ("preEnqueue", "queueSort", "preFilter", "filter", "postFilte
                     "score", "reserve", "permit", "preBind", "bind", "postBind")
 MULTI_POINT = "multiPoint"
 
-# Upstream's getDefaultPlugins (v1.32), in order, with score weights. NodeVolumeLimits
-# and VolumeZone are not implemented here, so they are not in the default set.
+# Upstream's getDefaultPlugins (v1.32), in order, with score weights (the in-tree
+# EBS/GCE PD/Azure Disk limits plugins are no longer in that set).
 DEFAULT_MULTI_POINT: tuple[tuple[str, int], ...] = (
     ("SchedulingGates", 0), ("PrioritySort", 0), ("NodeUnschedulable", 0), ("NodeName", 0),
     ("TaintToleration", 3), ("NodeAffinity", 2), ("NodePorts", 0), ("NodeResourcesFit", 1),
-    ("VolumeRestrictions", 0), ("VolumeBinding", 0), ("PodTopologySpread", 2),
+    ("VolumeRestrictions", 0), ("NodeVolumeLimits", 0), ("VolumeBinding", 0), ("VolumeZone", 0),
+    ("PodTopologySpread", 2),
     ("InterPodAffinity", 2), ("DefaultPreemption", 0), ("NodeResourcesBalancedAllocation", 1),
     ("ImageLocality", 1), ("DefaultBinder", 0))
 
@@ -179,9 +180,10 @@ def _profile(raw: dict, index: int) -> Profile:
 def load_configuration(doc: dict | None = None) -> SchedulerConfiguration:
     """Defaulted, validated settings from a KubeSchedulerConfiguration document."""
     doc = doc or {}
-    kind = doc.get("kind")
-    if kind not in (None, "KubeSchedulerConfiguration"):
-        raise ConfigurationError(f"kind: unsupported {kind!r}")
+    version, kind = doc.get("apiVersion"), doc.get("kind")
+    # A document may leave both out (defaults only); a file may not (``load_configuration_file``).
+    if version not in (None, API_VERSION) or kind not in (None, "KubeSchedulerConfiguration"):
+        raise ConfigurationError(_not_registered(kind or "KubeSchedulerConfiguration", version or API_VERSION))
     cfg = SchedulerConfiguration()
     pct = doc.get("percentageOfNodesToScore")
     if pct is not None:
@@ -210,9 +212,23 @@ def load_configuration(doc: dict | None = None) -> SchedulerConfiguration:
     return cfg
 
 
+def _not_registered(kind: str, version: str) -> str:
+    """Upstream's decoder error for a kind/version its scheme does not know."""
+    return (f'no kind "{kind}" is registered for version "{version}" in scheme '
+            '"pkg/scheduler/apis/config/scheme/scheme.go:30"')
+
+
 def load_configuration_file(path: str) -> SchedulerConfiguration:
+    """``kube-scheduler --config``: the file must name its apiVersion and kind."""
     with open(path, encoding="utf-8") as f:
-        doc = yaml.safe_load(f)
-    if doc is not None and not isinstance(doc, dict):
+        try:
+            doc = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise ConfigurationError(f"{path}: {e}") from None
+    if not isinstance(doc, dict):
         raise ConfigurationError(f"{path}: not a KubeSchedulerConfiguration object")
+    if not doc.get("apiVersion"):
+        raise ConfigurationError(f"Object 'apiVersion' is missing in '{path}'")
+    if not doc.get("kind"):
+        raise ConfigurationError(f"Object 'Kind' is missing in '{path}'")
     return load_configuration(doc)

@@ -37,6 +37,9 @@ class Listers(Protocol):
 
     def storage_class(self, name: str) -> dict | None: ...
 
+    def csi_node(self, name: str) -> dict | None:
+        """The CSINode of node ``name`` (its CSI drivers' attach limits)."""
+
     def pdbs(self) -> list[dict]:
         """Every PodDisruptionBudget in the cluster."""
 
@@ -44,7 +47,7 @@ class Listers(Protocol):
 _KINDS = {"Pod": "pods", "Namespace": "namespaces", "Service": "services", "ReplicaSet": "replicasets",
           "StatefulSet": "statefulsets", "ReplicationController": "replicationcontrollers",
           "PersistentVolumeClaim": "pvcs", "PersistentVolume": "pvs", "StorageClass": "storageclasses",
-          "PodDisruptionBudget": "pdbs"}
+          "PodDisruptionBudget": "pdbs", "CSINode": "csinodes"}
 
 
 class StaticListers:
@@ -97,6 +100,9 @@ class StaticListers:
 
     def storage_class(self, name: str) -> dict | None:
         return self._get("storageclasses", "", name)
+
+    def csi_node(self, name: str) -> dict | None:
+        return self._get("csinodes", "", name)
 
     def pdbs(self) -> list[dict]:
         return list(self._store["pdbs"].values())

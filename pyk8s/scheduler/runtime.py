@@ -9,7 +9,12 @@ waiting pods, clock.
 
 Invariants:
 - Filter plugins run in profile order and stop at the first rejection; the
-  rejecting plugin's name is recorded on the status.
+  rejecting plugin's name is recorded on the status. ``cycle_filters`` builds that
+  list once per cycle (PreFilter-skipped plugins dropped; a plugin's optional
+  ``compile_filter(state, pod)`` hoists per-pod work and must decide exactly as
+  its ``filter``, returning None only when ``filter`` would pass every node).
+- A score plugin's optional ``score_nodes``/``normalize_values`` compute exactly
+  what ``score``/``normalize_score`` would, for all nodes in one call.
 - A PreFilter/PreScore Skip removes that plugin's Filter/Score for this cycle only.
 - Final scores are ``sum(weight * normalized score)``; a normalized score outside
   [0, 100] is an Error, as upstream.
@@ -21,6 +26,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any, Callable
 
 from pyk8s.client.clock import REAL_CLOCK, Clock
@@ -222,6 +228,8 @@ class Framework:
                 with_nodes.add(pl.name)
             result = r if result is None else result.merge(r)
             if result is not None and not result.all_nodes() and not result.node_names:
+                # Upstream formats sets.List(pluginsWithNodes), which is sorted (not
+                # plugin order): keep sorted to match its message.
                 names = sorted(with_nodes)
                 msg = (f"node(s) didn't satisfy plugin {names[0]}" if len(names) == 1
                        else f"node(s) didn't satisfy plugin(s) {go_list(names)} simultaneously")
@@ -250,6 +258,30 @@ class Framework:
                 return Status(Code.ERROR, f"running {which} on PreFilter plugin {pl.name!r}: "
                                           f"{status.message()}", plugin=pl.name)  # type: ignore[union-attr]
         return None
+
+    def cycle_filters(self, state: CycleState, pod: dict) -> list[tuple[str, Callable[[NodeInfo], Status | None]]]:
+        """This cycle's Filter plugins as (name, node_info -> status) pairs, in
+        profile order, built once per cycle: PreFilter-skipped plugins left out,
+        and a plugin's ``compile_filter(state, pod)`` used when it has one (the
+        same decisions as ``filter`` with the per-pod work hoisted; None when the
+        filter passes every node for this pod)."""
+        skip = state.skip_filter_plugins
+        out: list[tuple[str, Callable[[NodeInfo], Status | None]]] = []
+        for pl in self.points["filter"]:
+            if pl.name in skip:
+                continue
+            compile_filter = getattr(pl, "compile_filter", None)
+            fn = compile_filter(state, pod) if compile_filter is not None else partial(pl.filter, state, pod)
+            if fn is not None:
+                out.append((pl.name, fn))
+        return out
+
+    def has_nominated_pods(self) -> bool:
+        """False when no pod is nominated anywhere, so per-node lookups can be skipped."""
+        if self.nominator is None:
+            return False
+        nominated = getattr(self.nominator, "nominated_pods", None)
+        return nominated is None or bool(nominated)
 
     def run_filter_plugins(self, state: CycleState, pod: dict, node_info: NodeInfo) -> Status | None:
         skip = state.skip_filter_plugins
@@ -331,11 +363,38 @@ class Framework:
 
     def run_score_plugins(self, state: CycleState, pod: dict, nodes: list[NodeInfo]
                           ) -> tuple[list[NodePluginScores], Status | None]:
+        names, columns, status = self._score_columns(state, pod, nodes)
+        if status is not None:
+            return [], status
+        if not columns:
+            return [NodePluginScores(ni.name) for ni in nodes], None
+        return [NodePluginScores(ni.name, list(zip(names, row)), sum(row))
+                for ni, row in zip(nodes, zip(*columns))], None
+
+    def run_score_plugins_totals(self, state: CycleState, pod: dict, nodes: list[NodeInfo]
+                                 ) -> tuple[list[int], Status | None]:
+        """``run_score_plugins`` reduced to each node's total score (the scheduling
+        loop's need), without the per-plugin breakdown objects."""
+        _, columns, status = self._score_columns(state, pod, nodes)
+        if status is not None:
+            return [], status
+        if not columns:
+            return [0] * len(nodes), None
+        if len(columns) == 1:
+            return list(columns[0]), None
+        return list(map(sum, zip(*columns))), None
+
+    def _score_columns(self, state: CycleState, pod: dict, nodes: list[NodeInfo]
+                       ) -> tuple[list[str], list[list[int]], Status | None]:
         """Score, normalize, weight. A plugin may offer ``score_nodes(state, pod,
         nodes) -> list[int]``, the same scores computed in one call (fewer Python
-        calls per node); otherwise ``score`` runs per node."""
-        plugins = [pl for pl in self.points["score"] if pl.name not in state.skip_score_plugins]
-        out = [NodePluginScores(ni.name) for ni in nodes]
+        calls per node), and ``normalize_values(state, pod, nodes, values) ->
+        list[int]``, its NormalizeScore on plain values; otherwise ``score`` runs
+        per node and ``normalize_score`` on NodeScore objects."""
+        skip = state.skip_score_plugins
+        plugins = [pl for pl in self.points["score"] if pl.name not in skip]
+        names: list[str] = []
+        columns: list[list[int]] = []
         for pl in plugins:
             batch = getattr(pl, "score_nodes", None)
             if batch is not None:
@@ -346,26 +405,29 @@ class Framework:
                 for ni in nodes:
                     value, status = score(state, pod, ni)
                     if status is not None and status.code != Code.SUCCESS:
-                        return [], Status(Code.ERROR, f"plugin {pl.name!r} failed with: {status.message()}")
+                        return [], [], Status(Code.ERROR, f"plugin {pl.name!r} failed with: {status.message()}")
                     values.append(value)
             ext = pl.score_extensions()
             if ext is not None:
-                scores = [NodeScore(ni.name, v) for ni, v in zip(nodes, values)]
-                status = ext.normalize_score(state, pod, scores)
-                if not is_success(status):
-                    return [], Status(Code.ERROR, f"plugin {pl.name!r} failed with: {status.message()}")  # type: ignore[union-attr]
-                values = [s.score for s in scores]
+                fast = getattr(ext, "normalize_values", None)
+                if fast is not None:
+                    values = fast(state, pod, nodes, values)
+                else:
+                    scores = [NodeScore(ni.name, v) for ni, v in zip(nodes, values)]
+                    status = ext.normalize_score(state, pod, scores)
+                    if not is_success(status):
+                        return [], [], Status(Code.ERROR, f"plugin {pl.name!r} failed with: "
+                                                          f"{status.message()}")  # type: ignore[union-attr]
+                    values = [s.score for s in scores]
             if values and not MIN_NODE_SCORE <= min(values) <= max(values) <= MAX_NODE_SCORE:
                 bad = next(v for v in values if not MIN_NODE_SCORE <= v <= MAX_NODE_SCORE)
-                return [], Status(Code.ERROR, f"plugin {pl.name!r} returns an invalid score {bad}, it should in "
-                                              f"the range of [{MIN_NODE_SCORE}, {MAX_NODE_SCORE}] after normalizing")
+                return [], [], Status(Code.ERROR, f"plugin {pl.name!r} returns an invalid score {bad}, it should "
+                                                  f"in the range of [{MIN_NODE_SCORE}, {MAX_NODE_SCORE}] after "
+                                                  "normalizing")
             weight = self.score_weights.get(pl.name, 1)
-            name = pl.name
-            for entry, value in zip(out, values):
-                weighted = value * weight
-                entry.scores.append((name, weighted))
-                entry.total_score += weighted
-        return out, None
+            names.append(pl.name)
+            columns.append(values if weight == 1 else [v * weight for v in values])
+        return names, columns, None
 
     # -- reserve, permit, bind ------------------------------------------------------------
 

@@ -12,7 +12,12 @@ event handlers.
 
 Invariants:
 - Scheduling cycles are serial; binding cycles run concurrently with later cycles,
-  which already see the assumed pod, so no node is double-booked.
+  which already see the assumed pod, so no node is double-booked. ``run`` yields to
+  the event loop after every cycle, so bindings, informer events and the lease
+  renewal are not held back by a backlog of pods.
+- With no nominated pods anywhere, Filter runs one pass per node over the cycle's
+  filter list (``Framework.cycle_filters``); otherwise the two-pass upstream path.
+  Both visit nodes in the same rotating order and stop at the same count.
 - A binding failure unreserves, forgets the assumed pod, wakes pods waiting on
   freed resources and sends the pod through the failure path.
 - Only pods whose schedulerName has a profile are queued; bound pods of every
@@ -46,6 +51,7 @@ log = logging.getLogger(__name__)
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
 NOTE_LENGTH_LIMIT = 1024
+MAX_CONCURRENT_BINDS = 32
 
 
 def num_feasible_nodes_to_find(percentage: int, num_all_nodes: int) -> int:
@@ -61,11 +67,17 @@ def num_feasible_nodes_to_find(percentage: int, num_all_nodes: int) -> int:
 def select_host(scores: list[NodePluginScores], rng: random.Random) -> str:
     """The highest total score; ties broken uniformly at random, as upstream's
     reservoir sampling."""
-    if not scores:
+    return select_host_by_totals([s.name for s in scores], [s.total_score for s in scores], rng)
+
+
+def select_host_by_totals(names: list[str], totals: list[int], rng: random.Random) -> str:
+    """``select_host`` over parallel lists of node names and total scores."""
+    if not totals:
         raise ValueError("empty priorityList")
-    best = max(s.total_score for s in scores)
-    top = [s.name for s in scores if s.total_score == best]
-    return top[0] if len(top) == 1 else rng.choice(top)
+    best = max(totals)
+    if totals.count(best) == 1:
+        return names[totals.index(best)]
+    return rng.choice([name for name, total in zip(names, totals) if total == best])
 
 
 def truncate_message(message: str) -> str:
@@ -146,6 +158,10 @@ class Scheduler:
                 if getattr(pl, "rng", None) is not None:
                     pl.rng = self.rng
         self._binding_tasks: set[asyncio.Task] = set()
+        # Bind requests in flight at once (upstream bounds them by its client's
+        # QPS/burst): more only queue inside the API server, open more connections
+        # and stretch the latency tail without binding any faster.
+        self._bind_slots = asyncio.Semaphore(MAX_CONCURRENT_BINDS)
         self.stats = {"attempts": 0, "scheduled": 0, "unschedulable": 0, "errors": 0}
 
     def responsible_for(self, pod: dict) -> bool:
@@ -224,7 +240,11 @@ class Scheduler:
         flusher = asyncio.create_task(self.queue.run())
         try:
             while await self.schedule_one():
-                pass
+                # Let binding cycles, informer events and lease renewal run between
+                # cycles (upstream runs them in other goroutines): with a backlog,
+                # popping never suspends, and without this yield every binding
+                # waited for the whole backlog (and the lease could expire).
+                await asyncio.sleep(0)
         finally:
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)
@@ -329,9 +349,9 @@ class Scheduler:
             raise FitError(pod, self.snapshot.num_nodes(), diagnosis)
         if len(feasible) == 1:
             return ScheduleResult(feasible[0].name, 1 + len(diagnosis.node_to_status), 1)
-        scores = self.prioritize_nodes(fwk, state, pod, feasible)
-        return ScheduleResult(select_host(scores, self.rng), len(feasible) + len(diagnosis.node_to_status),
-                              len(feasible))
+        totals = self.prioritize_nodes_totals(fwk, state, pod, feasible)
+        return ScheduleResult(select_host_by_totals([ni.name for ni in feasible], totals, self.rng),
+                              len(feasible) + len(diagnosis.node_to_status), len(feasible))
 
     def find_nodes_that_fit_pod(self, fwk: Framework, state: CycleState, pod: dict
                                 ) -> tuple[list[NodeInfo], Diagnosis]:
@@ -382,18 +402,50 @@ class Scheduler:
         if not fwk.has_filter_plugins():
             return [nodes[(start + i) % n] for i in range(min(to_find, n))]
         feasible: list[NodeInfo] = []
-        for i in range(n):
-            ni = nodes[(start + i) % n]
-            status = fwk.run_filter_plugins_with_nominated_pods(state, pod, ni)
-            if status is None or status.code == Code.SUCCESS:
-                feasible.append(ni)
+        start %= n
+        ordered = nodes[start:] + nodes[:start] if start else nodes
+        if fwk.has_nominated_pods():
+            for ni in ordered:
+                status = fwk.run_filter_plugins_with_nominated_pods(state, pod, ni)
+                if status is None or status.code == Code.SUCCESS:
+                    feasible.append(ni)
+                    if len(feasible) >= to_find:
+                        break
+                    continue
+                if status.code == Code.ERROR:
+                    raise RuntimeError(status.message())
+                diagnosis.node_to_status.set(ni.name, status)
+                diagnosis.add_plugin_status(status)
+            return feasible
+        # No nominated pods anywhere: the one-pass Filter of every node, with this
+        # cycle's filter list built once (same order, same first rejection).
+        filters = fwk.cycle_filters(state, pod)
+        success, pending = Code.SUCCESS, Code.PENDING
+        rejected = (Code.UNSCHEDULABLE, Code.UNSCHEDULABLE_AND_UNRESOLVABLE, pending)
+        set_status = diagnosis.node_to_status.set
+        unschedulable_plugins = diagnosis.unschedulable_plugins
+        append = feasible.append
+        for ni in ordered:
+            for name, filter_fn in filters:
+                status = filter_fn(ni)
+                if status is not None and status.code != success:
+                    break
+            else:
+                append(ni)
                 if len(feasible) >= to_find:
                     break
                 continue
-            if status.code == Code.ERROR:
-                raise RuntimeError(status.message())
-            diagnosis.node_to_status.set(ni.name, status)
-            diagnosis.add_plugin_status(status)
+            code = status.code
+            if code not in rejected:
+                # Filters may only succeed or reject; anything else is an Error.
+                raise RuntimeError(f"running {name!r} filter plugin: {status.message()}")
+            # As run_filter_plugins + Diagnosis.add_plugin_status, inline.
+            status.plugin = name
+            set_status(ni.name, status)
+            if name:
+                unschedulable_plugins.add(name)
+                if code == pending:
+                    diagnosis.pending_plugins.add(name)
         return feasible
 
     def prioritize_nodes(self, fwk: Framework, state: CycleState, pod: dict,
@@ -407,6 +459,19 @@ class Scheduler:
         if not is_success(status):
             raise RuntimeError(status.message())  # type: ignore[union-attr]
         return scores
+
+    def prioritize_nodes_totals(self, fwk: Framework, state: CycleState, pod: dict,
+                                nodes: list[NodeInfo]) -> list[int]:
+        """``prioritize_nodes`` reduced to the total score of each node, in order."""
+        if not fwk.has_score_plugins():
+            return [1] * len(nodes)
+        status = fwk.run_pre_score_plugins(state, pod, nodes)
+        if not is_success(status):
+            raise RuntimeError(status.message())  # type: ignore[union-attr]
+        totals, status = fwk.run_score_plugins_totals(state, pod, nodes)
+        if not is_success(status):
+            raise RuntimeError(status.message())  # type: ignore[union-attr]
+        return totals
 
     # -- binding ---------------------------------------------------------------------------
 
@@ -429,7 +494,8 @@ class Scheduler:
                 return status
         # Past PreBind the pod can no longer be "unschedulable": free queued events.
         self.queue.done(assumed_qpi.uid)
-        status = await fwk.run_bind_plugins(state, assumed, host)
+        async with self._bind_slots:
+            status = await fwk.run_bind_plugins(state, assumed, host)
         self.cache.finish_binding(assumed)
         if not is_success(status):
             return status

@@ -3,7 +3,7 @@
 Role: upstream ``cmd/kube-scheduler`` + ``scheduler.New``. ``SchedulerServer`` feeds
 the ``Scheduler`` from pyk8s.client shared informers (nodes, non-terminal pods,
 PVCs, PVs, StorageClasses, namespaces, services, ReplicaSets, StatefulSets,
-ReplicationControllers, PDBs), writes through ``ApiActions`` (``pods/binding``,
+ReplicationControllers, PDBs, CSINodes), writes through ``ApiActions`` (``pods/binding``,
 strategic-merge status patches, deletes, Events as the ``default-scheduler``
 component) and, when leader election is on, schedules only while holding the
 ``kube-system/kube-scheduler`` Lease. ``run`` is the ``pyk8s scheduler`` entry point.
@@ -32,7 +32,7 @@ from pyk8s.client.leaderelection import LeaderElector, LeaseLock
 from pyk8s.client.settings import LeaderElectionSettings
 
 from .configuration import SchedulerConfiguration, load_configuration, load_configuration_file
-from .framework import PERSISTENT_VOLUME, PERSISTENT_VOLUME_CLAIM, STORAGE_CLASS, ActionType
+from .framework import CSI_NODE, PERSISTENT_VOLUME, PERSISTENT_VOLUME_CLAIM, STORAGE_CLASS, ActionType
 from .scheduling import Scheduler
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class InformerListers:
         self.pvs_inf = factory.informer(r.PERSISTENTVOLUMES)
         self.storageclasses = factory.informer(r.STORAGECLASSES)
         self.pdbs_inf = factory.informer(r.PODDISRUPTIONBUDGETS)
+        self.csinodes = factory.informer(r.CSINODES)
 
     def pod(self, namespace: str, name: str) -> dict | None:
         return self.pods.store.get_object(namespace, name)
@@ -90,6 +91,9 @@ class InformerListers:
 
     def storage_class(self, name: str) -> dict | None:
         return self.storageclasses.store.get_object(None, name)
+
+    def csi_node(self, name: str) -> dict | None:
+        return self.csinodes.store.get_object(None, name)
 
     def pdbs(self) -> list[dict]:
         return self.pdbs_inf.store.list()
@@ -164,9 +168,11 @@ class SchedulerServer:
         self.client = client
         self.config = config or load_configuration()
         self.clock = clock
-        self.identity = identity or f"{socket.gethostname()}_{uuid.uuid4()}"
+        self.identity = identity or leader_identity()
         self.broadcaster = EventBroadcaster(client, clock=clock)
-        self.recorder = self.broadcaster.new_recorder(COMPONENT)
+        # Leader election events name the first profile's scheduler, as upstream.
+        first = self.config.profiles[0].scheduler_name if self.config.profiles else COMPONENT
+        self.recorder = self.broadcaster.new_recorder(first)
         self.scheduler: Scheduler | None = None
         self.elector: LeaderElector | None = None
         self.started = asyncio.Event()
@@ -201,7 +207,7 @@ class SchedulerServer:
         listers.pods.add_event_handler(on_add=sched.on_pod_add, on_update=sched.on_pod_update,
                                        on_delete=sched.on_pod_delete)
         for informer, resource in ((listers.pvcs, PERSISTENT_VOLUME_CLAIM), (listers.pvs_inf, PERSISTENT_VOLUME),
-                                   (listers.storageclasses, STORAGE_CLASS)):
+                                   (listers.storageclasses, STORAGE_CLASS), (listers.csinodes, CSI_NODE)):
             informer.add_event_handler(
                 on_add=lambda o, res=resource: sched.on_cluster_event(res, ActionType.ADD, None, o),
                 on_update=lambda a, b, res=resource: sched.on_cluster_event(res, ActionType.UPDATE, a, b),
@@ -218,14 +224,26 @@ class SchedulerServer:
             await factory.stop()
 
 
-async def run(kubeconfig: str, *, config_file: str | None = None, leader_elect: bool | None = None,
-              identity: str | None = None) -> None:
-    """``pyk8s scheduler``: schedule pods for the cluster in ``kubeconfig`` until cancelled."""
-    config = load_configuration_file(config_file) if config_file else load_configuration()
+def leader_identity(hostname: str | None = None) -> str:
+    """Upstream's lease holder identity: ``<hostname>_<uuid>`` (the uniquifier keeps two
+    schedulers on one host apart); ``hostname`` is ``--hostname-override`` if given."""
+    return f"{hostname or socket.gethostname()}_{uuid.uuid4()}"
+
+
+async def run(kubeconfig: str, *, config_file: str | None = None, config: SchedulerConfiguration | None = None,
+              leader_elect: bool | None = None, identity: str | None = None,
+              hostname: str | None = None) -> None:
+    """``pyk8s scheduler``: schedule pods for the cluster in ``kubeconfig`` until cancelled.
+
+    ``config_file`` is a KubeSchedulerConfiguration (``--config``); ``leader_elect``,
+    when not None, overrides its ``leaderElection.leaderElect`` as an explicit
+    ``--leader-elect`` flag does upstream."""
+    if config is None:
+        config = load_configuration_file(config_file) if config_file else load_configuration()
     if leader_elect is not None:
         config.leader_election.leader_elect = leader_elect
     client = Client(load_kubeconfig(kubeconfig))
     try:
-        await SchedulerServer(client, config, identity=identity).run()
+        await SchedulerServer(client, config, identity=identity or leader_identity(hostname)).run()
     finally:
         await client.close()

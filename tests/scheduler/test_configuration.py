@@ -56,8 +56,31 @@ profiles:
     ({"profiles": [{}, {}]}, "Duplicate value: schedulerName"),
     ({"percentageOfNodesToScore": 101}, "must be in the range"),
     ({"podInitialBackoffSeconds": 5, "podMaxBackoffSeconds": 1}, "podMaxBackoffSeconds"),
-    ({"kind": "Pod"}, "unsupported"),
+    ({"kind": "Pod"}, 'no kind "Pod" is registered for version "kubescheduler.config.k8s.io/v1"'),
 ])
 def test_invalid_documents(doc, message):
     with pytest.raises(ConfigurationError, match=message):
         load_configuration(doc)
+
+
+@pytest.mark.parametrize("head, message", [
+    # upstream's decoder errors (cmd/kube-scheduler/app/options tests)
+    ("apiVersion: kubescheduler.config.k8s.io/unknown\nkind: KubeSchedulerConfiguration\n",
+     'no kind "KubeSchedulerConfiguration" is registered for version "kubescheduler.config.k8s.io/unknown" '
+     'in scheme "pkg/scheduler/apis/config/scheme/scheme.go:30"'),
+    ("apiVersion: kubescheduler.config.k8s.io/v1beta3\nkind: KubeSchedulerConfiguration\n",
+     'no kind "KubeSchedulerConfiguration" is registered for version "kubescheduler.config.k8s.io/v1beta3"'),
+    ("kind: KubeSchedulerConfiguration\n", "Object 'apiVersion' is missing in"),
+])
+def test_file_version_is_validated(tmp_path, head, message):
+    path = tmp_path / "config.yaml"
+    path.write_text(head + "profiles:\n- schedulerName: default-scheduler\n")
+    with pytest.raises(ConfigurationError) as e:
+        load_configuration_file(str(path))
+    assert message in str(e.value)
+
+
+def test_default_set_has_upstreams_volume_plugins_in_order():
+    names = [name for name, _ in DEFAULT_MULTI_POINT]
+    assert names[names.index("VolumeRestrictions"):names.index("PodTopologySpread")] == [
+        "VolumeRestrictions", "NodeVolumeLimits", "VolumeBinding", "VolumeZone"]

@@ -10,6 +10,7 @@ import time
 import pytest
 import pytest_asyncio
 
+from pyk8s.aio import wait_for
 from pyk8s.client import resources as r
 from pyk8s.client.errors import ApiError
 from pyk8s.scheduler.configuration import load_configuration
@@ -95,7 +96,7 @@ async def env(api, cluster, ns):
                                  "profiles": [{"schedulerName": e.scheduler_name}]})
     server = SchedulerServer(api, config)
     task = asyncio.create_task(server.run())
-    await asyncio.wait_for(server.started.wait(), 30)
+    await wait_for(server.started.wait(), 30)
     e.server = server
     yield e
     task.cancel()
@@ -181,31 +182,90 @@ async def test_topology_spread_over_zones(env):
     assert sorted(zones) == ["a", "a", "b", "b"]
 
 
+async def priority_class(api, name: str, value: int) -> str:
+    await api.create(r.PRIORITYCLASSES, {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                                         "metadata": {"name": name}, "value": value})
+    return name
+
+
+async def preempted_event(env, victim: str) -> str:
+    """The victim's Preempted event message, as kubectl lists it."""
+    async def message():
+        out = (await env.cluster.akubectl(
+            "get", "events", "-n", env.ns, "--field-selector", f"involvedObject.name={victim},reason=Preempted",
+            "-o", "jsonpath={.items[*].message}")).stdout
+        return out or None
+    return await eventually(message)
+
+
+async def marked_for_preemption(env, name: str) -> bool:
+    try:
+        pod = await env.get(name)
+    except ApiError:
+        return True
+    conds = {c["type"]: c for c in (pod.get("status") or {}).get("conditions") or ()}
+    return bool(pod["metadata"].get("deletionTimestamp")) and \
+        conds.get("DisruptionTarget", {}).get("reason") == "PreemptionByScheduler"
+
+
+async def nominated_node(env, name: str) -> str:
+    return await eventually(lambda: _nominated(env, name))
+
+
+async def _nominated(env, name: str) -> str | None:
+    return ((await env.get(name)).get("status") or {}).get("nominatedNodeName")
+
+
 async def test_priority_preemption(env, api):
     node = await env.node("only", cpu="2")
-    await api.create(r.PRIORITYCLASSES, {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
-                                         "metadata": {"name": f"high-{env.ns}"}, "value": 1000})
+    high = await priority_class(api, f"high-{env.ns}", 1000)
     await env.pod("low", cpu="2")
     assert await env.node_of("low") == node
     # The Priority admission plugin fills spec.priority from the class; stating the
     # same value keeps the test meaningful where admission is not enabled.
-    await env.pod("high", cpu="1", priorityClassName=f"high-{env.ns}", priority=1000)
-
-    async def victim_marked():
-        try:
-            pod = await env.get("low")
-        except ApiError:
-            return True
-        conds = {c["type"]: c for c in (pod.get("status") or {}).get("conditions") or ()}
-        return pod["metadata"].get("deletionTimestamp") and conds.get("DisruptionTarget", {}).get("reason") == \
-            "PreemptionByScheduler"
-    await eventually(victim_marked)
+    preemptor = await env.pod("high", cpu="1", priorityClassName=high, priority=1000)
+    await eventually(lambda: marked_for_preemption(env, "low"))
+    # While the victim terminates the preemptor waits, nominated to the node.
+    assert await nominated_node(env, "high") == node
+    assert not (await env.get("high"))["spec"].get("nodeName")
+    assert await preempted_event(env, "low") == f"Preempted by pod {preemptor['metadata']['uid']} on node {node}"
     # Play the kubelet: the victim's containers are gone, remove the pod for good.
     with contextlib.suppress(ApiError):
         await api.delete(r.PODS, "low", namespace=env.ns, grace_period_seconds=0)
     assert await env.node_of("high") == node
-    high = await env.get("high")
-    assert high["spec"]["priority"] == 1000
+    high_pod = await env.get("high")
+    assert high_pod["spec"]["priority"] == 1000
+
+
+async def test_preemption_respects_a_pod_disruption_budget(env, api):
+    guarded_node = await env.node("guarded", cpu="2")
+    free_node = await env.node("free", cpu="2")
+    mid = await priority_class(api, f"mid-{env.ns}", 10)
+    high = await priority_class(api, f"high-{env.ns}", 1000)
+    # Without the budget, preemption would pick the guarded node: its victim has the
+    # lower priority (upstream's second tie-breaker after PDB violations).
+    await env.pod("guarded", cpu="2", labels={"app": "guarded"}, nodeName=guarded_node)
+    await env.pod("other", cpu="2", nodeName=free_node, priorityClassName=mid, priority=10)
+    await api.create(r.PODDISRUPTIONBUDGETS, {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "keep-one"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "guarded"}}}}, namespace=env.ns)
+    # The disruption controller's part (not running here): one healthy pod, none may go.
+    await api.patch(r.PODDISRUPTIONBUDGETS, "keep-one", namespace=env.ns, subresource="status", body={
+        "status": {"currentHealthy": 1, "desiredHealthy": 1, "expectedPods": 1, "disruptionsAllowed": 0,
+                   "observedGeneration": 1}})
+    pdb = await api.get(r.PODDISRUPTIONBUDGETS, "keep-one", namespace=env.ns)
+    assert pdb["status"]["disruptionsAllowed"] == 0
+    preemptor = await env.pod("high", cpu="2", priorityClassName=high, priority=1000)
+    assert await nominated_node(env, "high") == free_node
+    await eventually(lambda: marked_for_preemption(env, "other"))
+    assert await preempted_event(env, "other") == (
+        f"Preempted by pod {preemptor['metadata']['uid']} on node {free_node}")
+    guarded = await env.get("guarded")
+    assert not guarded["metadata"].get("deletionTimestamp")
+    with contextlib.suppress(ApiError):
+        await api.delete(r.PODS, "other", namespace=env.ns, grace_period_seconds=0)
+    assert await env.node_of("high") == free_node
+    assert not (await env.get("guarded"))["metadata"].get("deletionTimestamp")
 
 
 async def test_pods_for_other_schedulers_are_left_alone(env, api):
@@ -220,26 +280,52 @@ async def test_pods_for_other_schedulers_are_left_alone(env, api):
 
 
 async def test_leader_election_one_active_then_failover(api, cluster, ns):
+    lease_name = f"sched-{ns}"
     config = load_configuration({"leaderElection": {"leaderElect": True, "leaseDuration": "3s",
                                                     "renewDeadline": "2s", "retryPeriod": "0.5s",
-                                                    "resourceName": f"sched-{ns}"},
+                                                    "resourceName": lease_name},
                                  "profiles": [{"schedulerName": f"sched-{ns}"}]})
     first, second = SchedulerServer(api, config, identity="first"), SchedulerServer(api, config, identity="second")
+
+    async def lease() -> dict:
+        return await api.get(r.LEASES, lease_name, namespace="kube-system")
+
     t1 = asyncio.create_task(first.run())
-    await asyncio.wait_for(first.started.wait(), 60)
-    t2 = asyncio.create_task(second.run())
-    lease = await api.get(r.LEASES, f"sched-{ns}", namespace="kube-system")
-    assert lease["spec"]["holderIdentity"] == "first"
-    assert not second.started.is_set()
-    t1.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await t1
-    await asyncio.wait_for(second.started.wait(), 60)
-    lease = await api.get(r.LEASES, f"sched-{ns}", namespace="kube-system")
-    assert lease["spec"]["holderIdentity"] == "second"
-    t2.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await t2
+    t2 = None
+    try:
+        await wait_for(first.started.wait(), 60)
+        transitions = (await lease())["spec"].get("leaseTransitions", 0)
+        t2 = asyncio.create_task(second.run())
+        # Second has tried to acquire: it read the lease and saw first holding it.
+        await eventually(lambda: second.elector is not None and second.elector.leader == "first")
+        # Several retry periods and more than a lease duration (3 s): first keeps
+        # renewing (at least 8 distinct renewTimes, 0.5 s apart), second never leads.
+        renewals: set[str] = set()
+
+        async def first_renewed_enough():
+            spec = (await lease())["spec"]
+            assert spec["holderIdentity"] == "first", spec
+            assert not second.started.is_set(), "second became leader while first held the lease"
+            renewals.add(spec["renewTime"])
+            return len(renewals) >= 8
+        await eventually(first_renewed_enough, timeout=30, interval=0.1)
+        assert not second.started.is_set() and second.scheduler is None  # it built no scheduler, bound nothing
+        assert second.elector.leader == "first" and not second.elector.is_leader()
+        assert (await lease())["spec"].get("leaseTransitions", 0) == transitions
+        t1.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await t1
+        await wait_for(second.started.wait(), 60)
+        spec = (await lease())["spec"]
+        assert spec["holderIdentity"] == "second"
+        assert spec["leaseTransitions"] == transitions + 1
+        assert second.scheduler is not None
+    finally:
+        for t in (t1, t2):
+            if t is not None:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
 
 
 pytestmark = pytest.mark.timeout(120)

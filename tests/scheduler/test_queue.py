@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
+from pyk8s.aio import wait_for
 from pyk8s.scheduler.framework import POD, ActionType, ClusterEvent, EVENT_NODE_ADD, MODE_OVERRIDE, NominatingInfo
 from pyk8s.scheduler.nodeinfo import PodInfo
 
@@ -126,7 +127,7 @@ async def test_pop_waits_for_a_pod():
     await asyncio.sleep(0)
     assert not task.done()
     h.add_pod(pod("p"))
-    qpi = await asyncio.wait_for(task, 5)
+    qpi = await wait_for(task, 5)
     assert qpi.pod["metadata"]["name"] == "p" and qpi.attempts == 1
     h.sched.queue.close()
     assert await h.sched.queue.pop() is None
@@ -144,7 +145,7 @@ async def test_periodic_flush_runs_on_the_injected_clock():
     assert q.where(p) == "ActiveQ"
     q.close()
     h.clock.advance(1.0)
-    await asyncio.wait_for(runner, 5)
+    await wait_for(runner, 5)
 
 
 def test_nominator_tracks_nominations_per_node():

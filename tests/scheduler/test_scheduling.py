@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from pyk8s.scheduler.framework import Code, Diagnosis, FitError, NodePluginScores, NodeToStatus, Status
+from pyk8s.scheduler.framework import Code, Diagnosis, FitError, NodePluginScores, NodeToStatus, PreFilterResult, Status
 from pyk8s.scheduler.plugins.registry import in_tree_registry
 from pyk8s.scheduler.scheduling import num_feasible_nodes_to_find, select_host, truncate_message
 
@@ -107,7 +107,8 @@ async def test_profiles_pick_plugins_and_weights():
                                      "NodeResourcesBalancedAllocation": 1, "ImageLocality": 1}
     assert [pl.name for pl in default.points["filter"]] == [
         "NodeUnschedulable", "NodeName", "TaintToleration", "NodeAffinity", "NodePorts", "NodeResourcesFit",
-        "VolumeRestrictions", "VolumeBinding", "PodTopologySpread", "InterPodAffinity"]
+        "VolumeRestrictions", "NodeVolumeLimits", "VolumeBinding", "VolumeZone", "PodTopologySpread",
+        "InterPodAffinity"]
 
 
 def test_adaptive_percentage_of_nodes_to_score():
@@ -185,3 +186,29 @@ async def test_permit_wait_allow_and_timeout():
     assert h.failed_message() == ("0/1 nodes are available: 1 rejected due to timeout after waiting 30s at "
                                   "plugin WaitForApproval.")
     assert sched.queue.where(q) == "Unschedulable"
+
+
+class OnlyNodes:
+    """A PreFilter plugin narrowing the search to fixed nodes."""
+
+    def __init__(self, name, nodes):
+        self.name, self.nodes = name, set(nodes)
+
+    def pre_filter(self, state, pod):
+        return PreFilterResult(set(self.nodes)), None
+
+    def pre_filter_extensions(self):
+        return None
+
+
+async def test_disjoint_prefilter_results_name_the_plugins_sorted_as_upstream():
+    # Upstream formats sets.List(pluginsWithNodes): sorted, whatever the plugin order.
+    registry = dict(in_tree_registry(), Zeta=lambda args, handle: OnlyNodes("Zeta", ["a"]),
+                    Alpha=lambda args, handle: OnlyNodes("Alpha", ["b"]))
+    h = Harness(node("a"), node("b"), registry=registry, config={"profiles": [{"plugins": {
+        "preFilter": {"enabled": [{"name": "Zeta"}, {"name": "Alpha"}]}}}]})
+    assert [pl.name for pl in h.sched.profiles["default-scheduler"].points["preFilter"]][-2:] == ["Zeta", "Alpha"]
+    assert await h.schedule(pod("p")) is None
+    assert h.failed_message() == ("0/2 nodes are available: node(s) didn't satisfy plugin(s) [Alpha Zeta] "
+                                  "simultaneously. preemption: 0/2 nodes are available: 2 Preemption is not "
+                                  "helpful for scheduling.")

@@ -60,15 +60,21 @@ class BalancedAllocation:
             return [self.scorer.score(ni, requests) for ni in nodes]
         pc, pm = requests
         out = []
+        append = out.append
         for ni in nodes:
             used, alloc = ni.requested, ni.allocatable
-            fractions = []
-            if alloc.milli_cpu:
-                fractions.append(min((used.milli_cpu + pc) / alloc.milli_cpu, 1.0))
-            if alloc.memory:
-                fractions.append(min((used.memory + pm) / alloc.memory, 1.0))
-            std = abs((fractions[0] - fractions[1]) / 2) if len(fractions) == 2 else 0.0
-            out.append(int((1 - std) * MAX_NODE_SCORE))
+            ac, am = alloc.milli_cpu, alloc.memory
+            if ac and am:
+                fc = (used.milli_cpu + pc) / ac
+                fm = (used.memory + pm) / am
+                if fc > 1.0:
+                    fc = 1.0
+                if fm > 1.0:
+                    fm = 1.0
+                append(int((1 - abs((fc - fm) / 2)) * MAX_NODE_SCORE))
+            else:
+                # At most one fraction: a standard deviation of 0.
+                append(int((1 - 0.0) * MAX_NODE_SCORE))
         return out
 
     def score_extensions(self) -> None:

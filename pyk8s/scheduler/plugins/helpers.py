@@ -216,6 +216,16 @@ def default_normalize_score(max_priority: int, reverse: bool, scores: list[NodeS
         s.score = max_priority - score if reverse else score
 
 
+def default_normalize_values(max_priority: int, reverse: bool, values: list[int]) -> list[int]:
+    """``default_normalize_score`` on plain values, returning the new list."""
+    max_count = max(values, default=0)
+    if max_count == 0:
+        return [max_priority] * len(values) if reverse else list(values)
+    if reverse:
+        return [max_priority - max_priority * v // max_count for v in values]
+    return [max_priority * v // max_count for v in values]
+
+
 def go_div(a: int, b: int) -> int:
     """Integer division truncating toward zero, as Go's ``/`` on int64."""
     q = abs(a) // abs(b)

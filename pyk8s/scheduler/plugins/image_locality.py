@@ -38,9 +38,11 @@ class ImageLocality:
         spec = pod.get("spec") or {}
         wanted = {normalized_image_name(c.get("image") or "")
                   for c in list(spec.get("initContainers") or ()) + list(spec.get("containers") or ())}
-        if not any(wanted & ni.image_states.keys() for ni in nodes):
-            return Status(Code.SKIP)
-        return None
+        for ni in nodes:
+            states = ni.image_states
+            if states and not wanted.isdisjoint(states):
+                return None
+        return Status(Code.SKIP)
 
     def score(self, state: Any, pod: dict, node_info: Any) -> tuple[int, Status | None]:
         total_nodes = self.handle.snapshot.num_nodes() or 1

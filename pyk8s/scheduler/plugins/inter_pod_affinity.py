@@ -88,6 +88,16 @@ def update_anti(counts: Counts, terms: list[AffinityTerm], pod: dict, labels: di
             _add(counts, (t.topology_key, labels[t.topology_key]), sign)
 
 
+class _NoTerms:
+    """A stand-in incoming PodInfo without preferred terms (already counted)."""
+
+    preferred_affinity_terms: list = []
+    preferred_anti_affinity_terms: list = []
+
+
+_NO_TERMS: Any = _NoTerms()
+
+
 class InterPodAffinity:
     name = NAME
 
@@ -170,12 +180,26 @@ class InterPodAffinity:
         node_infos = snapshot.list() if has_constraints else snapshot.have_pods_with_affinity_list()
         ns_labels = self._ns_labels()
         scores: dict[str, dict[str, int]] = {}
+        # The incoming pod's preferred terms as (term, signed weight), once.
+        incoming = [(w.term, w.weight) for w in pi.preferred_affinity_terms] + \
+            [(w.term, -w.weight) for w in pi.preferred_anti_affinity_terms]
+        process = self._process_existing
         for ni in node_infos:
             labels = ni.labels
             if not labels:
                 continue
             for existing in (ni.pods if has_constraints else ni.pods_with_affinity):
-                self._process_existing(scores, pi, existing, labels, pod, ns_labels)
+                if incoming:
+                    target = existing.pod
+                    for term, weight in incoming:
+                        key = term.topology_key
+                        if key in labels and term.matches(target, ns_labels):
+                            by_value = scores.setdefault(key, {})
+                            value = labels[key]
+                            by_value[value] = by_value.get(value, 0) + weight
+                if existing.preferred_affinity_terms or existing.preferred_anti_affinity_terms or \
+                        existing.required_affinity_terms:
+                    process(scores, _NO_TERMS, existing, labels, pod, ns_labels)
         if not scores:
             return Status(Code.SKIP)
         state.write(_PRE_SCORE_KEY, scores)
@@ -211,6 +235,22 @@ class InterPodAffinity:
                 total += by_value.get(labels[key], 0)
         return total, None
 
+    def score_nodes(self, state: Any, pod: dict, nodes: list) -> list[int]:
+        """``score`` for every node."""
+        scores = state.get(_PRE_SCORE_KEY) or {}
+        if not scores:
+            return [0] * len(nodes)
+        items = list(scores.items())
+        out = []
+        for ni in nodes:
+            labels = ni.labels
+            total = 0
+            for key, by_value in items:
+                if key in labels:
+                    total += by_value.get(labels[key], 0)
+            out.append(total)
+        return out
+
     def score_extensions(self) -> "InterPodAffinity":
         return self
 
@@ -223,6 +263,16 @@ class InterPodAffinity:
         for s in scores:
             s.score = int(MAX_NODE_SCORE * ((s.score - lo) / diff)) if diff > 0 else 0
         return None
+
+    def normalize_values(self, state: Any, pod: dict, nodes: list, values: list[int]) -> list[int]:
+        """``normalize_score`` on plain values."""
+        if not state.get(_PRE_SCORE_KEY):
+            return values
+        lo, hi = min(values, default=0), max(values, default=0)
+        diff = hi - lo
+        if diff <= 0:
+            return [0] * len(values)
+        return [int(MAX_NODE_SCORE * ((v - lo) / diff)) for v in values]
 
     def events_to_register(self) -> list[ClusterEventWithHint]:
         return [ClusterEventWithHint(ClusterEvent(POD, ActionType.ADD | ActionType.UPDATE_POD_LABEL

@@ -13,7 +13,7 @@ from typing import Any
 from pyk8s.scheduler.framework import (MAX_NODE_SCORE, NODE, ActionType, ClusterEvent, ClusterEventWithHint, Code,
                                        PreFilterResult, QueueingHint, Status, unresolvable)
 from pyk8s.scheduler.plugins.helpers import (NodeSelector, PreferredSchedulingTerms, RequiredNodeAffinity,
-                                             default_normalize_score, node_labels_and_name)
+                                             default_normalize_score, default_normalize_values, node_labels_and_name)
 
 NAME = "NodeAffinity"
 ERR_REASON_POD = "node(s) didn't match Pod's node affinity/selector"
@@ -107,6 +107,9 @@ class NodeAffinity:
     def normalize_score(self, state: Any, pod: dict, scores: list) -> Status | None:
         default_normalize_score(MAX_NODE_SCORE, False, scores)
         return None
+
+    def normalize_values(self, state: Any, pod: dict, nodes: list, values: list[int]) -> list[int]:
+        return default_normalize_values(MAX_NODE_SCORE, False, values)
 
     def events_to_register(self) -> list[ClusterEventWithHint]:
         return [ClusterEventWithHint(ClusterEvent(NODE, ActionType.ADD | ActionType.UPDATE_NODE_LABEL),

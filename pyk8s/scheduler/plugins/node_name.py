@@ -4,7 +4,7 @@ Role: upstream ``plugins/nodename/node_name.go``.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from pyk8s.scheduler.framework import NODE, ActionType, ClusterEvent, ClusterEventWithHint, Status, unresolvable
 
@@ -22,6 +22,12 @@ class NodeName:
 
     def filter(self, state: Any, pod: dict, node_info: Any) -> Status | None:
         return None if fits(pod, node_info) else unresolvable(ERR_REASON)
+
+    def compile_filter(self, state: Any, pod: dict) -> Callable[[Any], Status | None] | None:
+        wanted = (pod.get("spec") or {}).get("nodeName") or ""
+        if not wanted:
+            return None
+        return lambda node_info: None if wanted == node_info.name else unresolvable(ERR_REASON)
 
     def events_to_register(self) -> list[ClusterEventWithHint]:
         return [ClusterEventWithHint(ClusterEvent(NODE, ActionType.ADD))]

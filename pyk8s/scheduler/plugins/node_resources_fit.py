@@ -14,7 +14,7 @@ Invariants:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from pyk8s.api.quantities import parse_quantity
 from pyk8s.scheduler.configuration import ConfigurationError
@@ -113,10 +113,41 @@ class Fit:
         req = state.get(_PRE_FILTER_KEY)
         if req is None:
             req = compute_pod_resource_request(pod)
+        elif not req.scalar and not req.ephemeral_storage:
+            # The common case inline (pods, cpu, memory all fit): no lists built.
+            alloc, used = node_info.allocatable, node_info.requested
+            if len(node_info.pods) < alloc.allowed_pod_number \
+                    and req.milli_cpu <= alloc.milli_cpu - used.milli_cpu \
+                    and req.memory <= alloc.memory - used.memory:
+                return None
         insufficient = fits_request(req, node_info, self.ignored, self.ignored_groups)
         if insufficient:
             return unschedulable(*(r.reason for r in insufficient))
         return None
+
+    def compile_filter(self, state: Any, pod: dict) -> Callable[[NodeInfo], Status | None]:
+        req = state.get(_PRE_FILTER_KEY)
+        if req is None:
+            req = compute_pod_resource_request(pod)
+        ignored, ignored_groups = self.ignored, self.ignored_groups
+
+        def slow(node_info: NodeInfo) -> Status | None:
+            insufficient = fits_request(req, node_info, ignored, ignored_groups)
+            if insufficient:
+                return unschedulable(*(r.reason for r in insufficient))
+            return None
+        if req.scalar or req.ephemeral_storage:
+            return slow
+        cpu, memory = req.milli_cpu, req.memory
+
+        def fast(node_info: NodeInfo) -> Status | None:
+            # The common case inline (pods, cpu, memory all fit): no lists built.
+            alloc, used = node_info.allocatable, node_info.requested
+            if len(node_info.pods) < alloc.allowed_pod_number and cpu <= alloc.milli_cpu - used.milli_cpu \
+                    and memory <= alloc.memory - used.memory:
+                return None
+            return slow(node_info)
+        return fast
 
     def pre_score(self, state: Any, pod: dict, nodes: list) -> Status | None:
         state.write(_PRE_SCORE_KEY, self.scorer.pod_request_list(pod))

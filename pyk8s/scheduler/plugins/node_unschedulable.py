@@ -5,7 +5,7 @@ Role: upstream ``plugins/nodeunschedulable``. A pod tolerating the
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from pyk8s.scheduler.framework import NODE, ActionType, ClusterEvent, ClusterEventWithHint, QueueingHint, Status, \
     unresolvable
@@ -26,6 +26,11 @@ class NodeUnschedulable:
         if tolerations_tolerate_taint((pod.get("spec") or {}).get("tolerations"), _TAINT):
             return None
         return unresolvable(ERR_REASON_UNSCHEDULABLE)
+
+    def compile_filter(self, state: Any, pod: dict) -> Callable[[Any], Status | None] | None:
+        if tolerations_tolerate_taint((pod.get("spec") or {}).get("tolerations"), _TAINT):
+            return None
+        return lambda node_info: unresolvable(ERR_REASON_UNSCHEDULABLE) if node_info.unschedulable else None
 
     def events_to_register(self) -> list[ClusterEventWithHint]:
         return [ClusterEventWithHint(ClusterEvent(NODE, ActionType.ADD | ActionType.UPDATE_NODE_TAINT),

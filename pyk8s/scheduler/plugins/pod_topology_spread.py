@@ -20,6 +20,7 @@ Invariants:
 from __future__ import annotations
 
 import math
+from functools import partial
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,15 +199,27 @@ class PodTopologySpread:
         s = _FilterState(constraints, (pod.get("metadata") or {}).get("labels") or {})
         ns = (pod.get("metadata") or {}).get("namespace") or ""
         required = RequiredNodeAffinity(pod)
+        # Per constraint, hoisted out of the loop over every node: its key, its
+        # counts, its selector (None when empty: counts nothing) and whether node
+        # inclusion needs checking at all (Honor policies with something to honor).
+        plan = [(c, c.topology_key, s.counts[i], None if c.selector.empty() else c.selector,
+                 not ((c.node_affinity_policy != "Honor" or required.is_trivial())
+                      and c.node_taints_policy != "Honor"))
+                for i, c in enumerate(constraints)]
+        keys = [c.topology_key for c in constraints]
         for ni in self.handle.snapshot.list():
             labels = ni.labels
-            if not node_has_keys(labels, constraints):
-                continue
-            for i, c in enumerate(constraints):
-                if not c.match_node_inclusion(pod, ni.node, required):
-                    continue
-                value = labels[c.topology_key]
-                s.counts[i][value] = s.counts[i].get(value, 0) + count_matching(ni.pods, c.selector, ns)
+            for key in keys:
+                if key not in labels:
+                    break
+            else:
+                pods = ni.pods
+                for c, key, counts, selector, check_inclusion in plan:
+                    if check_inclusion and not c.match_node_inclusion(pod, ni.node, required):
+                        continue
+                    value = labels[key]
+                    counts[value] = counts.get(value, 0) + (
+                        count_matching(pods, selector, ns) if pods and selector is not None else 0)
         s.domains = [len(c) for c in s.counts]
         for i in range(len(constraints)):
             s.refresh(i)
@@ -249,14 +262,33 @@ class PodTopologySpread:
         if s is None:
             return Status(Code.ERROR, f"reading \"{_PRE_FILTER_KEY}\" from cycleState: not found")
         labels = node_info.labels
-        for i, c in enumerate(s.constraints):
+        counts, self_match, mins = s.counts, s.self_match, s.mins
+        i = 0
+        for c in s.constraints:
             value = labels.get(c.topology_key)
             if value is None:
                 return unresolvable(ERR_REASON_NODE_LABEL_NOT_MATCH)
-            skew = s.counts[i].get(value, 0) + s.self_match[i] - s.mins[i]
-            if skew > c.max_skew:
+            if counts[i].get(value, 0) + self_match[i] - mins[i] > c.max_skew:
                 return unschedulable(ERR_REASON_CONSTRAINTS_NOT_MATCH)
+            i += 1
         return None
+
+    def compile_filter(self, state: Any, pod: dict) -> Any:
+        s: _FilterState | None = state.get(_PRE_FILTER_KEY)
+        if s is None or len(s.constraints) != 1:
+            return partial(self.filter, state, pod)
+        # One constraint (the usual case): its key, counts and bound hoisted.
+        c = s.constraints[0]
+        key, counts, bound = c.topology_key, s.counts[0], c.max_skew - s.self_match[0] + s.mins[0]
+
+        def filter_node(node_info: Any) -> Status | None:
+            value = node_info.labels.get(key)
+            if value is None:
+                return unresolvable(ERR_REASON_NODE_LABEL_NOT_MATCH)
+            if counts.get(value, 0) > bound:
+                return unschedulable(ERR_REASON_CONSTRAINTS_NOT_MATCH)
+            return None
+        return filter_node
 
     # -- scoring --------------------------------------------------------------------------
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from . import (balanced_allocation, default_binder, default_preemption, image_locality, inter_pod_affinity,
-               node_affinity, node_name, node_ports, node_resources_fit, node_unschedulable, pod_topology_spread,
-               priority_sort, scheduling_gates, taint_toleration, volume_binding, volume_restrictions)
+               node_affinity, node_name, node_ports, node_resources_fit, node_unschedulable, node_volume_limits,
+               pod_topology_spread, priority_sort, scheduling_gates, taint_toleration, volume_binding,
+               volume_restrictions, volume_zone)
 
 Factory = Callable[[dict, Any], Any]
 
@@ -25,7 +26,9 @@ def in_tree_registry() -> dict[str, Factory]:
         node_ports.NAME: node_ports.new,
         node_resources_fit.NAME: node_resources_fit.new,
         volume_restrictions.NAME: volume_restrictions.new,
+        node_volume_limits.NAME: node_volume_limits.new,
         volume_binding.NAME: volume_binding.new,
+        volume_zone.NAME: volume_zone.new,
         pod_topology_spread.NAME: pod_topology_spread.new,
         inter_pod_affinity.NAME: inter_pod_affinity.new,
         default_preemption.NAME: default_preemption.new,

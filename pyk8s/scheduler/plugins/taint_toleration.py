@@ -7,11 +7,12 @@ better).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from pyk8s.scheduler.framework import (MAX_NODE_SCORE, NODE, POD, ActionType, ClusterEvent, ClusterEventWithHint,
                                        QueueingHint, Status, unresolvable)
-from pyk8s.scheduler.plugins.helpers import (default_normalize_score, find_matching_untolerated_taint,
+from pyk8s.scheduler.plugins.helpers import (default_normalize_score, default_normalize_values,
+                                             find_matching_untolerated_taint,
                                              tolerations_tolerate_taint)
 
 NAME = "TaintToleration"
@@ -33,6 +34,19 @@ class TaintToleration:
             return None
         return unresolvable(f"node(s) had untolerated taint {{{taint.get('key') or ''}: {taint.get('value') or ''}}}")
 
+    def compile_filter(self, state: Any, pod: dict) -> Callable[[Any], Status | None]:
+        tolerations = list(_tolerations(pod))
+
+        def filter_node(node_info: Any) -> Status | None:
+            if not node_info.taints:
+                return None
+            taint = find_matching_untolerated_taint(node_info.taints, tolerations)
+            if taint is None:
+                return None
+            return unresolvable(f"node(s) had untolerated taint {{{taint.get('key') or ''}: "
+                                f"{taint.get('value') or ''}}}")
+        return filter_node
+
     def pre_score(self, state: Any, pod: dict, nodes: list) -> Status | None:
         prefer = [t for t in _tolerations(pod) if not t.get("effect") or t.get("effect") == "PreferNoSchedule"]
         state.write(_PRE_SCORE_KEY, prefer)
@@ -48,12 +62,20 @@ class TaintToleration:
                     and not tolerations_tolerate_taint(tolerations, taint))
         return count, None
 
+    def score_nodes(self, state: Any, pod: dict, nodes: list) -> list[int]:
+        """``score`` for every node; nodes without taints (the usual case) score 0."""
+        score = self.score
+        return [score(state, pod, ni)[0] if ni.taints else 0 for ni in nodes]
+
     def score_extensions(self) -> "TaintToleration":
         return self
 
     def normalize_score(self, state: Any, pod: dict, scores: list) -> Status | None:
         default_normalize_score(MAX_NODE_SCORE, True, scores)
         return None
+
+    def normalize_values(self, state: Any, pod: dict, nodes: list, values: list[int]) -> list[int]:
+        return default_normalize_values(MAX_NODE_SCORE, True, values)
 
     def events_to_register(self) -> list[ClusterEventWithHint]:
         return [ClusterEventWithHint(ClusterEvent(NODE, ActionType.ADD | ActionType.UPDATE_NODE_TAINT),
