@@ -28,6 +28,17 @@ def _metric_resolution(text: str) -> float:
     return parse_resolution(text)
 
 
+def _compaction_interval(text: str) -> float:
+    from ..storage.compactor import parse_duration
+    seconds = parse_duration(text)
+    if seconds < 0:
+        raise ValueError(f"compaction interval must not be negative: {text}")
+    return seconds
+
+
+_compaction_interval.__name__ = "duration"  # argparse: "invalid duration value: 'x'"
+
+
 def _add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=default_data_dir())
     p.add_argument("--https-port", type=int, default=6443)
@@ -36,6 +47,13 @@ def _add_server_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datastore-endpoint", default="",
                    help="sqlite:///path (default: <data-dir>/server/db/state.db) or "
                         "etcd://host:port[,host:port...]")
+    p.add_argument("--etcd-compaction-interval", default="5m", type=_compaction_interval,
+                   metavar="DURATION",
+                   help="how often the datastore's history is compacted, keeping one "
+                        "interval of it (a duration: 5m, 30s, 1h; 0 disables). Despite "
+                        "the upstream name it applies to SQLite as well as etcd; API "
+                        "servers sharing one etcd compact once per interval between them "
+                        "(default 5m)")
     p.add_argument("--service-cidr", default="10.43.0.0/16")
     p.add_argument("--cluster-cidr", default="10.42.0.0/16")
     p.add_argument("--tls-san", action="append", default=[])
@@ -85,7 +103,8 @@ async def start_apiserver(args: argparse.Namespace) -> RunningAPIServer:
         print(f"pyk8s: certificate {name} expires soon; issuing it again", flush=True)
     tls = ensure_server_tls(data_dir, hosts=tuple([args.advertise_address, args.bind_address]
                                                   + args.tls_san), service_ip=service_ip)
-    store = open_store(args.datastore_endpoint, data_dir=data_dir)
+    store = open_store(args.datastore_endpoint, data_dir=data_dir,
+                       compaction_interval=args.etcd_compaction_interval)
     if args.encryption_provider_config:
         from ..storage.encryption import EncryptingStore
         store = EncryptingStore.from_file(store, args.encryption_provider_config)
@@ -146,7 +165,15 @@ async def run_component(args: argparse.Namespace) -> None:
         coro = manager.run(kubeconfig, leader_elect=args.leader_elect == "true")
     elif args.command == "scheduler":
         from ..scheduler import server as scheduler
-        coro = scheduler.run(kubeconfig, leader_elect=args.leader_elect == "true")
+        from ..scheduler.configuration import ConfigurationError, load_configuration_file
+        try:
+            config = load_configuration_file(args.config) if args.config else None
+        except (ConfigurationError, OSError) as e:
+            print(f"pyk8s: scheduler: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+        # An explicit --leader-elect overrides the file's leaderElection.leaderElect.
+        coro = scheduler.run(kubeconfig, config=config, hostname=args.hostname_override or None,
+                             leader_elect=None if args.leader_elect is None else args.leader_elect == "true")
     elif args.command == "proxy":
         from ..proxy import server as proxy
         coro = proxy.run(kubeconfig, (args.hostname_override or socket.gethostname()).lower())
@@ -233,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     p_server.add_argument("--node-ip", default="", help="the embedded node's InternalIP")
     p_server.add_argument("--pod-cidr", default="10.42.0.0/24",
                           help="the embedded node's pod network (a /24 of --cluster-cidr)")
+    p_server.add_argument("--scheduler-config", default="",
+                          help="the embedded scheduler's KubeSchedulerConfiguration file "
+                               "(kube-scheduler --config)")
     p_api = sub.add_parser("apiserver", help="run the API server alone")
     _add_server_flags(p_api)
     sub.add_parser("kubectl", help="run kubectl with this cluster's admin kubeconfig")
@@ -244,13 +274,18 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--data-dir", default=default_data_dir())
         p.add_argument("--kubeconfig", default="",
                        help="default: <data-dir>/kubeconfig.yaml")
-        p.add_argument("--leader-elect", default="true", choices=("true", "false"))
+        p.add_argument("--leader-elect", default=None if name == "scheduler" else "true",
+                       choices=("true", "false"))
         p.add_argument("--hostname-override", default="")
+        if name == "scheduler":
+            p.add_argument("--config", default="",
+                           help="a KubeSchedulerConfiguration file (kubescheduler.config.k8s.io/v1)")
         p.add_argument("-v", "--verbose", action="store_true")
     p_agent = sub.add_parser("agent", help="join this machine to a cluster as a node "
                                            "(TLS bootstrap with a join token)")
     p_agent.add_argument("--server", required=True, help="https://host:port of the cluster")
-    p_agent.add_argument("--token", required=True, help="a join token (pyk8s token create)")
+    p_agent.add_argument("--token", help="a join token (pyk8s token create); needed only "
+                         "while the node has no valid client certificate")
     p_agent.add_argument("--ca-file", required=True,
                          help="the cluster CA (server's <data-dir>/server/tls/server-ca.crt)")
     p_agent.add_argument("--data-dir", default=default_data_dir())

@@ -7,16 +7,23 @@ kube-proxy and cluster DNS. Every component reaches the cluster only through the
 HTTPS API, exactly as when run apart. Ctrl-C / SIGTERM stop them in reverse order;
 pods keep running in containerd and are adopted at the next start.
 
-Invariant: a component that fails takes the server down with a message naming it,
-instead of leaving a cluster that looks up but is half-dead.
+Invariants:
+- A component that fails takes the server down with a message naming it, instead
+  of leaving a cluster that looks up but is half-dead.
+- One process per data dir: `pyk8s server` and `pyk8s agent` hold an flock on
+  `<data-dir>/.lock` for their lifetime, taken before anything under the dir is
+  touched; a second one on the same dir exits 1 at once, naming the dir.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import fcntl
 import logging
 import os
 import socket
+import sys
 from typing import Awaitable, Callable
 
 from .noderecord import NodeRecord
@@ -26,6 +33,53 @@ log = logging.getLogger(__name__)
 
 def say(text: str) -> None:
     print(f"pyk8s: {text}", flush=True)
+
+
+LOCK_FILE = ".lock"
+
+
+def lock_data_dir(data_dir: str, command: str) -> int:
+    """Hold an exclusive flock on `<data_dir>/.lock` until this process exits.
+
+    Returns the lock's file descriptor (not inherited by children, so a containerd
+    that outlives us does not keep the dir locked). Another process holding it
+    (a server or agent already using the dir) exits this one with status 1.
+    """
+    data_dir = os.path.abspath(data_dir)
+    os.makedirs(data_dir, exist_ok=True)
+    path = os.path.join(data_dir, LOCK_FILE)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            os.close(fd)
+            raise
+        try:
+            holder = os.pread(fd, 256, 0).decode(errors="replace").strip()
+        except OSError:
+            holder = ""
+        os.close(fd)
+        # the holder wrote "<command> <pid>"
+        other, _, pid = holder.partition(" ")
+        print(f"pyk8s: another pyk8s {other or command} is using {data_dir}"
+              + (f" (pid {pid})" if pid else "")
+              + "; stop it first or choose another --data-dir", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{command} {os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def record_network(data_dir: str, args: argparse.Namespace) -> None:
+    """The cluster and Service ranges for the node's blackhole routes and masquerade
+    (kubelet/node.py reads them back); k3s' defaults for flags a command lacks."""
+    from pathlib import Path
+    from ..cri import cni
+    from ..kubelet.node import record_cluster_network
+    record_cluster_network(Path(data_dir),
+                           cluster_cidr=getattr(args, "cluster_cidr", "") or cni.CLUSTER_CIDR,
+                           service_cidr=getattr(args, "service_cidr", "") or cni.SERVICE_CIDR)
 
 
 class Components:
@@ -88,6 +142,8 @@ def embedded_node_addresses(args: argparse.Namespace) -> None:
 
 async def run_server(args: argparse.Namespace, start_apiserver: Callable,
                      stop: asyncio.Event) -> None:
+    # before the store, the certificates or the node are touched
+    lock_data_dir(args.data_dir, "server")
     embedded_node_addresses(args)
     api = await start_apiserver(args)
     comps = Components()
@@ -121,7 +177,18 @@ async def start_control_plane(args, api, comps: Components) -> None:
     comps.start("controller-manager", manager.run(api.admin_kubeconfig, leader_elect=True,
                                                   settings=settings))
     say("controller manager started")
-    comps.start("scheduler", scheduler.run(creds["scheduler"], leader_elect=True))
+    # --scheduler-config: the embedded scheduler's KubeSchedulerConfiguration (what k3s
+    # passes as --kube-scheduler-arg=config=FILE); its leaderElection then applies.
+    sched_config = None
+    if getattr(args, "scheduler_config", ""):
+        from ..scheduler.configuration import ConfigurationError, load_configuration_file
+        try:
+            sched_config = load_configuration_file(args.scheduler_config)
+        except (ConfigurationError, OSError) as e:
+            print(f"pyk8s: scheduler: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+    comps.start("scheduler", scheduler.run(creds["scheduler"], config=sched_config,
+                                           leader_elect=None if sched_config else True))
     say("scheduler started")
     from ..proxy import servicelb
     # LoadBalancer Services get the Ready nodes' addresses as ingress (k3s ServiceLB).
@@ -171,6 +238,7 @@ async def start_agent(args, api, comps: Components) -> None:
                                pod_cidr=args.pod_cidr, node_ip=args.node_ip,
                                address="0.0.0.0")
     ca_file = os.path.join(api.data_dir, "server", "tls", "server-ca.crt")
+    await asyncio.to_thread(record_network, api.data_dir, args)
     await start_node(comps, settings=settings, kubeconfig=kubeconfig, client_ca=ca_file,
                      record=NodeRecord(), proxy_kubeconfig=api.component_kubeconfigs["proxy"],
                      dns_kubeconfig=api.admin_kubeconfig)
@@ -231,13 +299,19 @@ async def run_agent(args: argparse.Namespace, stop: asyncio.Event) -> None:
     namespace, which one node's kube-proxy and DNS already serve for every node.
     """
     from pathlib import Path
-    from ..kubelet.bootstrap import bootstrap
+    from ..kubelet.bootstrap import BootstrapError, bootstrap
     from ..kubelet.settings import KubeletSettings
     data_dir = os.path.abspath(args.data_dir)
+    lock_data_dir(data_dir, "agent")
     node = (args.node_name or socket.gethostname()).lower()
-    kubeconfig = await bootstrap(server=args.server, ca_file=args.ca_file, token=args.token,
-                                 node=node, kubeconfig=os.path.join(
-                                     data_dir, "agent", "kubelet.kubeconfig"))
+    await asyncio.to_thread(record_network, data_dir, args)
+    try:
+        kubeconfig = await bootstrap(server=args.server, ca_file=args.ca_file, token=args.token,
+                                     node=node, kubeconfig=os.path.join(
+                                         data_dir, "agent", "kubelet.kubeconfig"))
+    except BootstrapError as e:
+        print(f"pyk8s: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
     say(f"node {node} has its certificate (system:node:{node})")
     settings = KubeletSettings(node_name=node, data_dir=Path(data_dir), pod_cidr=args.pod_cidr,
                                node_ip=args.node_ip, address="0.0.0.0",
@@ -245,6 +319,7 @@ async def run_agent(args: argparse.Namespace, stop: asyncio.Event) -> None:
     record = NodeRecord(bridge=args.bridge, cgroup_root=args.cgroup_root,
                         kube_proxy=not args.disable_kube_proxy, dns=not args.disable_dns)
     comps = Components()
+    failed = False
     try:
         if await start_node(comps, settings=settings, kubeconfig=kubeconfig,
                             client_ca=args.ca_file, record=record,
@@ -252,8 +327,11 @@ async def run_agent(args: argparse.Namespace, stop: asyncio.Event) -> None:
             await wait_until_stopped(stop, comps)
         else:
             say(f"shutting down: {comps.failure}")
+        failed = comps.failed.is_set() and not stop.is_set()
     finally:
         await comps.stop()
+    if failed:
+        raise SystemExit(1)
 
 
 async def wait_until_stopped(stop: asyncio.Event, comps: Components) -> None:
