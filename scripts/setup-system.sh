@@ -16,7 +16,7 @@ check_kubectl() {
 }
 pkgs=(python3 python3-venv python3-dev gcc make git containerd runc
       containernetworking-plugins iptables nftables iproute2 etcd-server etcd-client
-      busybox-static nginx-light openssl curl ca-certificates conntrack)
+      busybox-static nginx-light openssl curl ca-certificates conntrack zstd lz4)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -31,11 +31,12 @@ ERR_REASON_MAX_VOLUME_COUNT_EXCEEDED = "node(s) exceed max volume count"
 
 
 class _ClaimMissing(Exception):
-    pass
+    """A claim the pod names does not exist (yet)."""
 
 
 class _NotForPod(Exception):
-    pass
+    """A claim that belongs to another pod (an ephemeral volume's claim not made for
+    this one)."""
 
 
 def _meta(obj: dict) -> dict:
