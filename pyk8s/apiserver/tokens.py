@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import os
 import time
@@ -52,8 +53,10 @@ class SigningKey:
     private_pem: bytes
     key_id: str
 
-    @property
+    @functools.cached_property
     def public_key(self):
+        # Loaded once: loading (and checking) the RSA key takes tens of milliseconds,
+        # which every service-account token's verification would otherwise pay.
         return serialization.load_pem_private_key(self.private_pem, None).public_key()
 
     def jwks(self) -> dict:

@@ -162,7 +162,9 @@ async def run_component(args: argparse.Namespace) -> None:
                                                  "kubeconfig.yaml")
     if args.command == "controller-manager":
         from ..controllers import manager
-        coro = manager.run(kubeconfig, leader_elect=args.leader_elect == "true")
+        coro = manager.run(kubeconfig, leader_elect=args.leader_elect == "true",
+                           use_service_account_credentials=(
+                               args.use_service_account_credentials == "true"))
     elif args.command == "scheduler":
         from ..scheduler import server as scheduler
         from ..scheduler.configuration import ConfigurationError, load_configuration_file
@@ -277,6 +279,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--leader-elect", default=None if name == "scheduler" else "true",
                        choices=("true", "false"))
         p.add_argument("--hostname-override", default="")
+        if name == "controller-manager":
+            p.add_argument("--use-service-account-credentials", default="true",
+                           choices=("true", "false"),
+                           help="run each controller as its own kube-system service "
+                                "account (as kubeadm and k3s do; default true)")
         if name == "scheduler":
             p.add_argument("--config", default="",
                            help="a KubeSchedulerConfiguration file (kubescheduler.config.k8s.io/v1)")

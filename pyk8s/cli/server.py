@@ -171,11 +171,12 @@ async def start_control_plane(args, api, comps: Components) -> None:
         data_dir=api.data_dir, apiserver_addresses=[args.node_ip] if args.node_ip else [],
         apiserver_port=args.https_port, root_ca_pem=root_ca, signing_key_pem=signing_key,
         cluster_cidr=args.cluster_cidr)
-    # Upstream runs each controller with its own service account
-    # (--use-service-account-credentials); until that lands the embedded controller
-    # manager uses the admin identity, as a controller manager without it must.
-    comps.start("controller-manager", manager.run(api.admin_kubeconfig, leader_elect=True,
-                                                  settings=settings))
+    # As kubeadm and k3s run it: the manager's own identity
+    # (system:kube-controller-manager) for leader election and the shared informers,
+    # each controller its own service account (--use-service-account-credentials).
+    comps.start("controller-manager", manager.run(creds["controller"], leader_elect=True,
+                                                  settings=settings,
+                                                  use_service_account_credentials=True))
     say("controller manager started")
     # --scheduler-config: the embedded scheduler's KubeSchedulerConfiguration (what k3s
     # passes as --kube-scheduler-arg=config=FILE); its leaderElection then applies.

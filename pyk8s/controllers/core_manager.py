@@ -140,5 +140,4 @@ async def run_controllers(ctx: ControllerContext, names: Iterable[str] | None = 
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await ctx.informers.stop()
-        if ctx.events is not None:
-            await ctx.events.shutdown(timeout=2.0)
+        await ctx.shutdown_events(timeout=2.0)

@@ -10,6 +10,9 @@ Invariants:
 - Settings are frozen dataclasses; derive variants with ``dataclasses.replace``.
 - ``ControllerContext.recorder(component)`` hands out one recorder per component;
   events are written in the background and never block a sync.
+- ``ControllerContext.with_client(client)`` derives a controller's own context (its
+  client and event broadcaster) that shares the parent's informers: each resource is
+  still watched once, with the manager's identity, as upstream's shared informers.
 - ``retry_on_conflict`` re-runs a read-modify-write closure on 409 Conflict only, at
   most ``attempts`` times (client-go's ``retry.RetryOnConflict`` with DefaultRetry).
 - ``CoreController.run()`` starts its informers, waits for their caches and runs its
@@ -153,6 +156,29 @@ class ControllerContext:
     clock: Clock = REAL_CLOCK
     settings: CoreSettings = field(default_factory=CoreSettings)
     _recorders: dict = field(default_factory=dict)
+    _children: dict = field(default_factory=dict)
+
+    def with_client(self, client: Client) -> "ControllerContext":
+        """A context for one controller that acts with its own ``client`` (its service
+        account, ``--use-service-account-credentials``): the same informers, clock and
+        settings, and its own event broadcaster on that client, so the events it
+        records are written by its identity too. One per client, kept here."""
+        key = id(client)
+        child = self._children.get(key)
+        if child is None:
+            events = (EventBroadcaster(client, clock=self.clock)
+                      if self.events is not None else None)
+            child = ControllerContext(client=client, informers=self.informers, events=events,
+                                      clock=self.clock, settings=self.settings)
+            self._children[key] = child
+        return child
+
+    async def shutdown_events(self, timeout: float = 2.0) -> None:
+        """Flush and stop this context's broadcaster and its children's."""
+        children, self._children = list(self._children.values()), {}
+        for ctx in [*children, self]:
+            if ctx.events is not None:
+                await ctx.events.shutdown(timeout=timeout)
 
     def recorder(self, component: str) -> EventRecorder | FakeRecorder:
         if component not in self._recorders:

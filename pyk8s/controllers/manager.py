@@ -6,6 +6,15 @@ selected controllers — the workload controllers of this package plus the core 
 of ``core_manager.CONTROLLERS`` — and run them while holding the Lease
 ``kube-system/kube-controller-manager`` (``--leader-elect``, on by default).
 
+With ``use_service_account_credentials`` (``--use-service-account-credentials``, on in
+``pyk8s server`` and ``pyk8s controller-manager`` as kubeadm and k3s set it) the
+kubeconfig's identity (``system:kube-controller-manager``) is used only for leader
+election, the shared informers, the manager's own events and the
+``tokens-controller``; every other controller acts through its own client, as service
+account ``kube-system/<SERVICE_ACCOUNTS[name]>`` with a bound token
+(``clientbuilder``), so RBAC's ``system:controller:<account>`` role is all it may do
+and the audit log names it as the writer of what it creates, events included.
+
 Invariants:
 - Controllers run only on the leader; losing the lease stops them and ``run`` raises
   ``LeaderElectionLost`` (upstream exits the process so a fresh one campaigns).
@@ -22,11 +31,13 @@ import socket
 import uuid
 from typing import Callable, Iterable
 
-from pyk8s.client import REAL_CLOCK, Client, Clock, load_config
+from pyk8s.client import REAL_CLOCK, Clock, load_config
+from pyk8s.client.informers import SharedInformerFactory
 from pyk8s.client.leaderelection import LeaderElector, LeaseLock
 from pyk8s.client.settings import LeaderElectionSettings
 
 from . import core_manager
+from .clientbuilder import RootClientBuilder, ServiceAccountClientBuilder
 from .corecontext import ControllerContext, CoreSettings
 from .cronjob_controller import CronJobController
 from .daemonset_controller import DaemonSetController
@@ -84,6 +95,52 @@ ALIASES = {
 }
 
 
+# The kube-system service account each controller acts as with
+# --use-service-account-credentials: upstream's ClientBuilder.ClientOrDie(<name>) of
+# each controller's start function, whose system:controller:<name> ClusterRole the
+# bootstrap policy binds to it.
+SERVICE_ACCOUNTS: dict[str, str] = {
+    "replicaset-controller": "replicaset-controller",
+    "replicationcontroller-controller": "replication-controller",
+    "deployment-controller": "deployment-controller",
+    "statefulset-controller": "statefulset-controller",
+    "daemonset-controller": "daemon-set-controller",
+    "job-controller": "job-controller",
+    "cronjob-controller": "cronjob-controller",
+    "garbage-collector-controller": "generic-garbage-collector",
+    "namespace-controller": "namespace-controller",
+    "serviceaccount-controller": "service-account-controller",
+    "root-ca-certificate-publisher-controller": "root-ca-cert-publisher",
+    "token-cleaner-controller": "token-cleaner",
+    "endpoints-controller": "endpoint-controller",
+    "endpointslice-controller": "endpointslice-controller",
+    "endpointslice-mirroring-controller": "endpointslicemirroring-controller",
+    # node lifecycle, taint eviction and node IPAM share node-controller's role
+    "node-lifecycle-controller": "node-controller",
+    "taint-eviction-controller": "node-controller",
+    "node-ipam-controller": "node-controller",
+    "persistentvolume-binder-controller": "persistent-volume-binder",
+    "persistentvolumeclaim-protection-controller": "pvc-protection-controller",
+    "persistentvolume-protection-controller": "pv-protection-controller",
+    "disruption-controller": "disruption-controller",
+    "resourcequota-controller": "resourcequota-controller",
+    "ttl-after-finished-controller": "ttl-after-finished-controller",
+    "pod-garbage-collector-controller": "pod-garbage-collector",
+    "horizontal-pod-autoscaler-controller": "horizontal-pod-autoscaler",
+    # not upstream's: k3s' provisioner account, and the API server's own
+    # kubernetes-Service endpoints reconciler (upstream runs it in the API server)
+    "local-path-provisioner": "local-path-provisioner-service-account",
+    "apiserver-endpoints-controller": "apiserver-endpoints-controller",
+}
+
+# Controllers that keep the manager's own identity even with service-account
+# credentials (upstream starts them from the root client builder), by client name.
+ROOT_CONTROLLERS: dict[str, str] = {
+    # it signs the legacy token Secrets the service accounts' tokens come from
+    "serviceaccount-token-controller": "tokens-controller",
+}
+
+
 class LeaderElectionLost(RuntimeError):
     """The lease went to another candidate; the process should exit."""
 
@@ -105,11 +162,35 @@ def select(names: Iterable[str] | None) -> list[str]:
     return out
 
 
-async def run_controllers(ctx: ControllerContext, names: Iterable[str]) -> None:
+async def controller_contexts(ctx: ControllerContext, names: Iterable[str],
+                              clients: ServiceAccountClientBuilder | None = None,
+                              root: RootClientBuilder | None = None
+                              ) -> dict[str, ControllerContext]:
+    """Each named controller's context: ``ctx`` itself without ``clients``, else one on
+    its service account's client (or a root client for ``ROOT_CONTROLLERS``)."""
+    names = list(names)
+    if clients is None:
+        return {n: ctx for n in names}
+    wanted: dict[str, object] = {}
+    for n in names:
+        if n in ROOT_CONTROLLERS and root is not None:
+            wanted[n] = root.client(ROOT_CONTROLLERS[n])
+        elif n in SERVICE_ACCOUNTS:
+            wanted[n] = clients.client(SERVICE_ACCOUNTS[n])
+    # One token request per account, all at once.
+    built = await asyncio.gather(*wanted.values())
+    by_name = dict(zip(wanted, built))
+    return {n: ctx.with_client(by_name[n]) if n in by_name else ctx for n in names}
+
+
+async def run_controllers(ctx: ControllerContext, names: Iterable[str],
+                          clients: ServiceAccountClientBuilder | None = None,
+                          root: RootClientBuilder | None = None) -> None:
     """Build the named controllers and run them until cancelled or one fails."""
+    contexts = await controller_contexts(ctx, names, clients, root)
     running = {}
-    for name in names:
-        controller = CONTROLLERS[name](ctx)
+    for name, cctx in contexts.items():
+        controller = CONTROLLERS[name](cctx)
         if controller is None:
             log.info("controller %s is disabled by its settings", name)
             continue
@@ -130,28 +211,37 @@ async def run_controllers(ctx: ControllerContext, names: Iterable[str]) -> None:
 async def run(kubeconfig: str | None, controllers: Iterable[str] | None = None,
               leader_elect: bool = True, *, clock: Clock = REAL_CLOCK,
               settings: CoreSettings | None = None, identity: str | None = None,
-              leader_election: LeaderElectionSettings = LeaderElectionSettings()) -> None:
+              leader_election: LeaderElectionSettings = LeaderElectionSettings(),
+              use_service_account_credentials: bool = False) -> None:
     """Run the controller manager against the cluster ``kubeconfig`` names.
 
     ``settings`` are the core controllers' (see ``core_manager.core_settings``);
     ``identity`` defaults to upstream's ``<hostname>_<uuid>``.
     """
     names = select(controllers)
-    client = Client(load_config(kubeconfig), clock=clock)
-    ctx = core_manager.new_context(client, settings=settings, clock=clock)
+    config = load_config(kubeconfig)
+    root = RootClientBuilder(config, clock=clock)
+    client = root.client_now("kube-controller-manager")
+    informers = SharedInformerFactory(root.client_now("shared-informers"), clock=clock)
+    ctx = core_manager.new_context(client, settings=settings, clock=clock, informers=informers)
+    clients = (ServiceAccountClientBuilder(client, config, clock=clock)
+               if use_service_account_credentials else None)
     try:
         if not leader_elect:
-            await run_controllers(ctx, names)
+            await run_controllers(ctx, names, clients, root)
             return
         identity = identity or f"{socket.gethostname()}_{uuid.uuid4()}"
-        lock = LeaseLock(client, namespace=LEASE_NAMESPACE, name=LEASE_NAME, identity=identity)
-        elector = LeaderElector(lock, on_started_leading=lambda: run_controllers(ctx, names),
+        lock = LeaseLock(root.client_now("leader-election"), namespace=LEASE_NAMESPACE,
+                         name=LEASE_NAME, identity=identity)
+        elector = LeaderElector(lock, on_started_leading=lambda: run_controllers(
+                                    ctx, names, clients, root),
                                 settings=leader_election, clock=clock,
                                 recorder=ctx.recorder("kube-controller-manager"))
         await elector.run()
         raise LeaderElectionLost(f"{identity}: leaderelection lost")
     finally:
         await ctx.informers.stop()
-        if ctx.events is not None:
-            await ctx.events.shutdown(timeout=2.0)
-        await client.close()
+        await ctx.shutdown_events(timeout=2.0)
+        if clients is not None:
+            await clients.close()
+        await root.close()

@@ -1,9 +1,11 @@
 """A real API server plus the workload controllers, driven by real kubectl.
 
 One API server and one controller-manager process (``pyk8s.controllers.manager.run``
-with leader election on the kube-system Lease, running the workload controllers, the
-serviceaccount controller pods need, and the garbage collector and PVC protection
-controllers StatefulSet claim retention relies on) per session; each test works in its own
+as ``system:kube-controller-manager`` with --use-service-account-credentials, so each
+controller acts as its own kube-system service account; leader election on the
+kube-system Lease), running the workload controllers, the serviceaccount controller
+pods need, and the garbage collector and PVC protection controllers StatefulSet claim
+retention relies on, per session; each test works in its own
 namespace. There is no kubelet: ``Pods.run`` plays it by writing pod status
 through the API (Running and Ready, or Succeeded/Failed), the way a user would see
 it from a node.
@@ -51,6 +53,8 @@ class Cluster:
         self.data_dir = data_dir
         self.port = port
         self.kubeconfig = os.path.join(data_dir, "kubeconfig.yaml")
+        self.manager_kubeconfig = os.path.join(data_dir, "server", "cred",
+                                               "controller.kubeconfig")
         self.proc = None
         self.manager = None
 
@@ -78,12 +82,22 @@ class Cluster:
                 "from pyk8s.controllers import manager\n"
                 "names = list(manager.WORKLOAD_CONTROLLERS) + ['serviceaccount-controller',\n"
                 "    'garbage-collector-controller', 'persistentvolumeclaim-protection-controller']\n"
-                "asyncio.run(manager.run(sys.argv[1], names, leader_elect=True))\n")
-        self.manager = subprocess.Popen([sys.executable, "-c", code, self.kubeconfig],
+                "asyncio.run(manager.run(sys.argv[1], names, leader_elect=True,\n"
+                "                        use_service_account_credentials=True))\n")
+        # As `pyk8s server` runs it: its own identity (system:kube-controller-manager)
+        # and each controller its kube-system service account.
+        self.manager = subprocess.Popen([sys.executable, "-c", code, self.manager_kubeconfig],
                                         stdout=log, stderr=subprocess.STDOUT)
         eventually(lambda: self.kubectl("get", "lease", "-n", "kube-system", "kube-controller-manager",
                                         "-o", "jsonpath={.spec.holderIdentity}", check=False).stdout,
                    timeout=60, message="the controller manager to take the lease")
+        # The leader first gets each controller its service account's token, then starts
+        # them all at once: once the serviceaccount controller has given a namespace its
+        # default ServiceAccount, every controller runs.
+        self.kubectl("create", "namespace", "controllers-running")
+        eventually(lambda: self.kubectl("get", "serviceaccount", "default", "-n",
+                                        "controllers-running", check=False).returncode == 0,
+                   timeout=60, message="the controllers to start")
 
     def stop(self):
         for proc in (self.manager, self.proc):

@@ -5,7 +5,10 @@ starts with: cluster-admin; admin, edit and view built by aggregation from the
 ``system:aggregate-to-*`` roles; the ``system:*`` roles for discovery, basic users,
 nodes, the scheduler, the controller manager and its per-controller service accounts
 (``system:controller:*``), kube-proxy and CSR approval; plus pyk8s' bindings for node
-TLS bootstrap (kubeadm's ``kubelet-bootstrap`` and auto-approval bindings).
+TLS bootstrap (kubeadm's ``kubelet-bootstrap`` and auto-approval bindings) and the
+roles of the two controllers pyk8s' controller manager runs that upstream's does not:
+k3s' ``local-path-provisioner-role`` and ``pyk8s:apiserver-endpoints`` (each bound to
+its kube-system service account, as ``controllers.manager.SERVICE_ACCOUNTS`` names).
 
 ``reconcile`` runs at every start, as upstream's storage_rbac PostStartHook: missing
 objects are created, and an object annotated ``rbac.authorization.kubernetes.io/
@@ -246,7 +249,26 @@ def cluster_roles() -> list[tuple[str, list[dict] | None, dict, dict | None]]:
         roles.append((name, rules, {}, None))
     for name, rules in controller_roles():
         roles.append((name, rules, {}, None))
+    # k3s' local-path-provisioner role (manifests/local-storage.yaml), narrowed: its
+    # helper pods are a kube-system Role's (below), and it creates its StorageClass,
+    # which k3s applies from a manifest instead.
+    roles.append((LOCAL_PATH_ROLE, [
+        r(READ, [""], ("nodes", "persistentvolumeclaims")),
+        r(("create", "delete", "get", "list", "patch", "update", "watch"), [""],
+          ("persistentvolumes",)),
+        r(("create", "patch"), [""], ("events",)),
+        r(("create", "get", "list", "watch"), ["storage.k8s.io"], ("storageclasses",))],
+        {}, None))
     return roles
+
+
+# pyk8s' own controllers' service accounts (kube-system) and roles; upstream and k3s
+# run these outside kube-controller-manager.
+LOCAL_PATH_SA = "local-path-provisioner-service-account"
+LOCAL_PATH_ROLE = "local-path-provisioner-role"
+LOCAL_PATH_BINDING = "local-path-provisioner-bind"
+APISERVER_ENDPOINTS_SA = "apiserver-endpoints-controller"
+APISERVER_ENDPOINTS_ROLE = "pyk8s:apiserver-endpoints"
 
 
 def controller_roles() -> list[tuple[str, list[dict]]]:
@@ -283,6 +305,11 @@ def controller_roles() -> list[tuple[str, list[dict]]]:
               ("controllerrevisions",)), ev]),
         ("deployment-controller", [
             r(("get", "list", "watch", "update"), ["extensions", "apps"], ("deployments",)),
+            # NOT upstream's: pyk8s' deployment controller writes the revision
+            # annotations with a merge patch, because this API server's deployments/
+            # status drops metadata changes (upstream's status strategy keeps
+            # annotations, so its controller uses UpdateStatus). Remove with that.
+            r(("patch",), ["apps"], ("deployments",)),
             r(("update",), ["extensions", "apps"], ("deployments/status",)),
             r(("update",), ["extensions", "apps"], ("deployments/finalizers",)),
             r(("get", "list", "watch", "create", "update", "patch", "delete"),
@@ -385,7 +412,10 @@ def controller_roles() -> list[tuple[str, list[dict]]]:
               ("controllerrevisions",)),
             r(("get", "create", "list", "watch"), [""], ("persistentvolumeclaims",)),
             r(("update", "delete"), [""], ("persistentvolumeclaims",)),
-            r(("update",), [""], ("pods/finalizers",)), ev]),
+            r(("update",), [""], ("pods/finalizers",)), ev,
+            # NOT upstream's: pyk8s' statefulset controller sets the claims' owner
+            # references (claim retention) with a patch where upstream's uses Update.
+            r(("patch",), [""], ("persistentvolumeclaims",))]),
         ("ttl-controller", [r(("update", "patch", "list", "watch"), [""], ("nodes",)), ev]),
         ("certificate-controller", [
             r(("get", "list", "watch", "delete"), ["certificates.k8s.io"],
@@ -468,6 +498,7 @@ def cluster_role_bindings() -> list[tuple[str, str, list[dict]]]:
     ]
     for name, _ in controller_roles():
         out.append((name, name, [_sa("kube-system", name[len("system:controller:"):])]))
+    out.append((LOCAL_PATH_BINDING, LOCAL_PATH_ROLE, [_sa("kube-system", LOCAL_PATH_SA)]))
     return out
 
 
@@ -491,6 +522,15 @@ def namespace_roles() -> list[tuple[str, str, list[dict]]]:
         ("kube-public", "system:controller:bootstrap-signer",
          [r(READ, [""], ("configmaps",)),
           r(("update",), [""], ("configmaps",), ("cluster-info",)), events_rule()]),
+        # the local-path provisioner's helper pods, which remove released volumes' data
+        ("kube-system", LOCAL_PATH_ROLE,
+         [r(("create", "delete", "get", "list", "watch"), [""], ("pods",))]),
+        # what upstream's API server does for itself: the kubernetes Service's
+        # Endpoints and EndpointSlice at the API servers' addresses
+        ("default", APISERVER_ENDPOINTS_ROLE,
+         [r(("create", "delete", "get", "update"), [""], ("endpoints",)),
+          r(("create", "delete", "get", "update"), ["discovery.k8s.io"],
+            ("endpointslices",))]),
     ]
 
 
@@ -515,6 +555,10 @@ def namespace_role_bindings() -> list[tuple[str, str, str, list[dict]]]:
          [_sa("kube-system", "token-cleaner")]),
         ("kube-public", "system:controller:bootstrap-signer",
          "system:controller:bootstrap-signer", [_sa("kube-system", "bootstrap-signer")]),
+        ("kube-system", LOCAL_PATH_BINDING, LOCAL_PATH_ROLE,
+         [_sa("kube-system", LOCAL_PATH_SA)]),
+        ("default", APISERVER_ENDPOINTS_ROLE, APISERVER_ENDPOINTS_ROLE,
+         [_sa("kube-system", APISERVER_ENDPOINTS_SA)]),
     ]
 
 
