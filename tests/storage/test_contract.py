@@ -2,6 +2,7 @@
 import asyncio
 
 import pytest
+from support.waiting import collect_watch
 
 from pyk8s.storage import (Compacted, Conflict, EventType, FutureRevision, KeyExists,
                            KeyNotFound)
@@ -9,19 +10,7 @@ from pyk8s.storage import (Compacted, Conflict, EventType, FutureRevision, KeyEx
 WATCH_DEADLINE = 10.0
 
 
-async def collect(store, prefix, revision, count):
-    """The first ``count`` events of a watch, or fail after a deadline."""
-    events = []
-    gen = store.watch(prefix, revision=revision)
-    try:
-        async with asyncio.timeout(WATCH_DEADLINE):
-            async for ev in gen:
-                events.append(ev)
-                if len(events) == count:
-                    break
-    finally:
-        await gen.aclose()
-    return events
+collect = collect_watch
 
 
 async def test_create_get_and_revisions_increase(store):

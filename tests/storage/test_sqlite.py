@@ -6,6 +6,7 @@ import sqlite3
 import time
 
 import pytest
+from support.waiting import collect_watch
 
 from pyk8s.storage import EventType, StorageError
 from pyk8s.storage import sqlite as sqlite_mod
@@ -14,18 +15,7 @@ from pyk8s.storage.sqlite import SqliteStore
 DEADLINE = 10.0
 
 
-async def collect(store, prefix, revision, count):
-    events = []
-    gen = store.watch(prefix, revision=revision)
-    try:
-        async with asyncio.timeout(DEADLINE):
-            async for ev in gen:
-                events.append(ev)
-                if len(events) == count:
-                    break
-    finally:
-        await gen.aclose()
-    return events
+collect = collect_watch
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """Polling with a deadline: the only way tests wait."""
+import asyncio
 import time
 
 
@@ -12,3 +13,20 @@ def wait_for(fn, what: str, deadline: float = 90.0, interval: float = 0.5):
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+async def collect_watch(store, prefix: str, revision: int, count: int,
+                        deadline: float = 10.0) -> list:
+    """The first ``count`` events of a store watch from ``revision``, or fail after
+    ``deadline`` seconds."""
+    events = []
+    gen = store.watch(prefix, revision=revision)
+    try:
+        async with asyncio.timeout(deadline):
+            async for ev in gen:
+                events.append(ev)
+                if len(events) == count:
+                    break
+    finally:
+        await gen.aclose()
+    return events
