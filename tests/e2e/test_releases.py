@@ -55,8 +55,12 @@ def counts(output: str) -> collections.Counter:
 
 
 def canary_mix(seen: collections.Counter) -> bool:
-    """Four pods answer, three v1 and one v2: every request answered, both seen."""
-    return set(seen) == {"v1", "v2"} and sum(seen.values()) == 100
+    """Four pods answer, three v1 and one v2: every request answered, both seen, in
+    about the README's proportion. A sample taken while kube-proxy was still adding the
+    canary's endpoint (it joins partway through the loop) shows too few v2 answers and
+    is taken again; a Service that never spreads that way still fails."""
+    return (set(seen) == {"v1", "v2"} and sum(seen.values()) == 100
+            and seen["v1"] > seen["v2"] >= 8)
 
 
 def only(version: str, n: int):
