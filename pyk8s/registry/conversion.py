@@ -17,7 +17,7 @@ from typing import Any, Callable
 import orjson
 
 from .catalogue import ResourceInfo
-from .generic import GenericStore, WriteOptions, resource_prefix
+from .generic import GenericStore, WriteOptions, resource_prefix, with_zero_status
 
 HPA_METRICS = "autoscaling.alpha.kubernetes.io/metrics"
 HPA_CURRENT = "autoscaling.alpha.kubernetes.io/current-metrics"
@@ -186,7 +186,8 @@ class ConvertingStore(GenericStore):
         return self.storage.cache
 
     def present(self, obj: dict) -> dict:
-        return self.from_storage(obj)
+        return with_zero_status(self.from_storage(obj), self.served_api_version,
+                                self.served_kind)
 
     def _check_kind(self, obj: dict) -> None:
         from ..api import errors

@@ -106,9 +106,11 @@ class GenericStore:
     def present(self, obj: dict) -> dict:
         """The object as this version serves it (versions of a CRD differ only in
         apiVersion: conversion strategy None), with upstream's
-        ``creationTimestamp: null`` in embedded pod/job templates."""
+        ``creationTimestamp: null`` in embedded pod/job templates and the zero values
+        its Go status struct always marshals (`ZERO_STATUS`)."""
         if obj.get("apiVersion") != self.strategy.api_version:
             obj = dict(obj, apiVersion=self.strategy.api_version)
+        obj = with_zero_status(obj, self.strategy.api_version, self.strategy.kind)
         paths = TEMPLATE_PATHS.get((self.info.group, self.info.kind))
         return with_null_template_timestamps(obj, paths) if paths else obj
 
@@ -479,6 +481,54 @@ TEMPLATE_PATHS: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {
     ("batch", "CronJob"): (("spec", "jobTemplate"), ("spec", "jobTemplate", "spec", "template")),
     ("", "PodTemplate"): (("template",),),
 }
+
+
+# What a kind's status marshals as before anyone wrote it: upstream's status field is a
+# Go struct (never omitted, so at least ``status: {}``) and some of its fields carry no
+# omitempty, so they show as zeros. Clients rely on it: the official Python client
+# refuses a ReplicaSetStatus without ``replicas`` or a DaemonSetStatus without its four
+# counts. Keyed by (served apiVersion, kind); kinds whose strategy sets a status on
+# create (Pod, Namespace, PersistentVolume[Claim]) and those without a status struct
+# are absent.
+ZERO_STATUS: dict[tuple[str, str], dict] = {
+    ("apps/v1", "Deployment"): {},
+    ("apps/v1", "ReplicaSet"): {"replicas": 0},
+    ("apps/v1", "StatefulSet"): {"replicas": 0, "availableReplicas": 0},
+    ("apps/v1", "DaemonSet"): {"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                               "desiredNumberScheduled": 0, "numberReady": 0},
+    ("v1", "ReplicationController"): {"replicas": 0},
+    ("v1", "Service"): {"loadBalancer": {}},
+    ("v1", "ResourceQuota"): {},
+    ("batch/v1", "Job"): {},
+    ("batch/v1", "CronJob"): {},
+    ("networking.k8s.io/v1", "Ingress"): {"loadBalancer": {}},
+    ("policy/v1", "PodDisruptionBudget"): {"disruptionsAllowed": 0, "currentHealthy": 0,
+                                           "desiredHealthy": 0, "expectedPods": 0},
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): {"desiredReplicas": 0},
+    ("autoscaling/v1", "HorizontalPodAutoscaler"): {"currentReplicas": 0,
+                                                    "desiredReplicas": 0},
+    ("certificates.k8s.io/v1", "CertificateSigningRequest"): {},
+    ("storage.k8s.io/v1", "VolumeAttachment"): {"attached": False},
+    ("apiregistration.k8s.io/v1", "APIService"): {},
+    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema"): {},
+    ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration"): {},
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"): {},
+}
+
+
+def with_zero_status(obj: dict, api_version: str, kind: str) -> dict:
+    """``obj`` with the zero status fields of ``ZERO_STATUS`` it lacks (a copy when
+    anything is added; cached objects are never mutated)."""
+    zero = ZERO_STATUS.get((api_version, kind))
+    if zero is None:
+        return obj
+    status = obj.get("status")
+    if not isinstance(status, dict):
+        return dict(obj, status={k: (dict(v) if isinstance(v, dict) else v)
+                                 for k, v in zero.items()})
+    if all(k in status for k in zero):
+        return obj
+    return dict(obj, status={**zero, **status})
 
 
 def with_null_template_timestamps(obj: dict, paths) -> dict:

@@ -1,7 +1,7 @@
 """API details a Kubernetes v1.32 user sees, driven through real kubectl and the
 official Python client: componentstatuses, CRD schema error wording, empty field
 paths and TooLong, remainingItemCount, enum in served OpenAPI, template
-creationTimestamp, and the ``kubernetes`` Service's target port."""
+creationTimestamp, zero-valued status as Go marshals it, and the ``kubernetes`` Service's target port."""
 import datetime
 import json
 import os
@@ -294,6 +294,61 @@ def test_templates_show_null_creation_timestamp(cluster, client, ns):
     assert got["metadata"]["managedFields"]
     for entry in got["metadata"]["managedFields"]:
         assert "f:creationTimestamp" not in json.dumps(entry.get("fieldsV1", {}))
+
+
+# -- 6b. status as its Go struct marshals -------------------------------------------
+
+_TEMPLATE = {"metadata": {"labels": {"a": "z"}},
+             "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+_SELECTOR = {"matchLabels": {"a": "z"}}
+
+
+def test_new_objects_show_upstream_zero_status(cluster, client, ns):
+    import kubernetes
+    objects = [
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs"},
+         "spec": {"replicas": 0, "selector": _SELECTOR, "template": _TEMPLATE}},
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "sts"},
+         "spec": {"replicas": 0, "serviceName": "sts", "selector": _SELECTOR,
+                  "template": _TEMPLATE}},
+        {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "ds"},
+         "spec": {"selector": _SELECTOR, "template": _TEMPLATE}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "dep"},
+         "spec": {"replicas": 0, "selector": _SELECTOR, "template": _TEMPLATE}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"},
+         "spec": {"ports": [{"port": 80}]}},
+        {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+         "metadata": {"name": "pdb"}, "spec": {"minAvailable": 1, "selector": _SELECTOR}},
+    ]
+    cluster.kubectl("create", "-n", ns, "-f", "-",
+                    input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+    got = json.loads(cluster.kubectl("get", "-n", ns, "-o", "json",
+                                     "rs/rs", "sts/sts", "ds/ds", "deploy/dep", "svc/svc",
+                                     "pdb/pdb").stdout)
+    status = {o["kind"]: o.get("status") for o in got["items"]}
+    assert status == {
+        "ReplicaSet": {"replicas": 0},
+        "StatefulSet": {"replicas": 0, "availableReplicas": 0},
+        "DaemonSet": {"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                      "desiredNumberScheduled": 0, "numberReady": 0},
+        "Deployment": {},
+        "Service": {"loadBalancer": {}},
+        "PodDisruptionBudget": {"disruptionsAllowed": 0, "currentHealthy": 0,
+                                "desiredHealthy": 0, "expectedPods": 0},
+    }
+    # A status writer that leaves the zeros out (as Go's omitempty-free fields never
+    # are) still reads back whole: the official client requires ReplicaSetStatus
+    # replicas and the DaemonSet's counts.
+    cluster.kubectl("patch", "-n", ns, "rs", "rs", "--subresource=status", "--type=json",
+                    "-p", '[{"op": "replace", "path": "/status", "value": '
+                          '{"observedGeneration": 1}}]')
+    cluster.kubectl("patch", "-n", ns, "ds", "ds", "--subresource=status", "--type=json",
+                    "-p", '[{"op": "replace", "path": "/status", "value": {}}]')
+    apps = kubernetes.client.AppsV1Api(client)
+    rs = apps.read_namespaced_replica_set("rs", ns)
+    assert (rs.status.replicas, rs.status.observed_generation) == (0, 1)
+    ds = apps.list_namespaced_daemon_set(ns).items[0]
+    assert (ds.status.desired_number_scheduled, ds.status.number_ready) == (0, 0)
 
 
 # -- 7. the kubernetes Service's targetPort -------------------------------------------
