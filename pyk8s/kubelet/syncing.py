@@ -22,7 +22,8 @@ Invariants:
 - Of a container's dead instances only the newest is kept (for `--previous` logs
   and lastState); older ones and their log files are removed.
 - `SyncResult.retry_after` says when a back-off ends, so the worker syncs again
-  exactly then.
+  exactly then; a container that failed to start is retried at least every
+  `container_backoff_initial` (upstream's pod-worker backOffPeriod).
 - Stopping uses the pod's grace period (deletion's, else the spec's), at least
   `minimum_grace_period`, unless the caller overrides it.
 """
@@ -250,8 +251,11 @@ class PodSyncer:
         except _StartError as e:
             self._fail(pod, name, e.reason, e.message)
             result.error = e.message
-            if e.retry_after is not None:
-                result.retry(e.retry_after)
+            # upstream's pod worker requeues a failed sync after backOffPeriod (10 s), even
+            # when an image back-off runs longer: the syncs in between report
+            # ImagePullBackOff, so ErrImagePull and ImagePullBackOff alternate as upstream
+            period = self.settings.container_backoff_initial
+            result.retry(min(e.retry_after, period) if e.retry_after else period)
             return False
         finally:
             result.changed = True

@@ -19,6 +19,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -262,25 +263,46 @@ def test_pull_policy_always_uses_the_present_image_and_says_so(server):
         delete(kubectl, name)
 
 
-def test_a_missing_image_is_err_image_pull_then_image_pull_back_off(server):
+def test_a_missing_image_is_err_image_pull_then_image_pull_back_off(server, data_dir):
     kubectl = server
     name = unique("missing")
-    apply(kubectl, pod(name, {"name": "c", "image": "example.invalid/pyk8s/nope:1"}))
-    seen = []
+    # a registry on a closed loopback port: the pull fails without leaving the machine
+    image = "127.0.0.1:1/pyk8s/nope:1"
+    env = dict(os.environ, KUBECONFIG=str(data_dir / "kubeconfig.yaml"), HOME=str(data_dir))
+    watch = subprocess.Popen([KUBECTL, "get", "pods", "--field-selector",
+                              f"metadata.name={name}", "-w", "--no-headers",
+                              "--request-timeout=90s"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True, env=env)
+    seen: list[str] = []
+
+    def read():
+        for line in watch.stdout:
+            fields = line.split()
+            if len(fields) >= 3 and (not seen or seen[-1] != fields[2]):
+                seen.append(fields[2])
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        def status():
-            line = kubectl("get", "pod", name, "--no-headers", check=False).stdout.split()
-            if len(line) >= 3 and (not seen or seen[-1] != line[2]):
-                seen.append(line[2])
-            return "ErrImagePull" in seen and "ImagePullBackOff" in seen
-        wait_for(status, "ErrImagePull then ImagePullBackOff", 60, 0.2)
-        assert seen.index("ErrImagePull") < seen.index("ImagePullBackOff"), seen
+        apply(kubectl, pod(name, {"name": "c", "image": image}))
+
+        def alternated():
+            s = list(seen)
+            return "ErrImagePull" in s and "ImagePullBackOff" in s[s.index("ErrImagePull"):]
+        # what `kubectl get -w` shows: ErrImagePull, then ImagePullBackOff while the
+        # back-off runs (the kubelet resyncs a failed pod every 10 s, as upstream)
+        try:
+            wait_for(alternated, "ErrImagePull then ImagePullBackOff", 60, 0.2)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; kubectl get -w showed {seen}") from None
         reasons = wait_for(lambda: {r for r, _ in events(kubectl, name)} >= {"Failed",
                                                                               "BackOff"}
                            and events(kubectl, name), "Failed and BackOff events", 30, 0.3)
-        assert any(r == "BackOff" and "example.invalid/pyk8s/nope:1" in m
+        assert any(r == "Failed" and f'Failed to pull image "{image}"' in m
                    for r, m in reasons), reasons
+        assert any(r == "BackOff" and image in m for r, m in reasons), reasons
     finally:
+        watch.kill()
+        watch.wait()
         delete(kubectl, name)
 
 

@@ -174,6 +174,14 @@ async def test_missing_images_wait_in_image_pull_back_off(tmp_path):
     assert len(node.calls("pull_image")) == 1
     await node.advance(10)
     assert len(node.calls("pull_image")) == 2
+    assert state(await node.get("web"))["state"]["waiting"]["reason"] == "ErrImagePull"
+    # the back-off is 20 s now; the worker's 10 s requeue in between reports it (as
+    # upstream), so the two reasons alternate rather than ErrImagePull standing
+    await node.advance(10)
+    assert len(node.calls("pull_image")) == 2
+    assert state(await node.get("web"))["state"]["waiting"]["reason"] == "ImagePullBackOff"
+    await node.advance(10)
+    assert len(node.calls("pull_image")) == 3
     await node.kubelet.stop()
 
 
