@@ -1,7 +1,8 @@
 """API details a Kubernetes v1.32 user sees, driven through real kubectl and the
 official Python client: componentstatuses, CRD schema error wording, empty field
 paths and TooLong, remainingItemCount, enum in served OpenAPI, template
-creationTimestamp, zero-valued status as Go marshals it, and the ``kubernetes`` Service's target port."""
+creationTimestamp, zero-valued status as Go marshals it, and the ``kubernetes``
+Service's target port."""
 import datetime
 import json
 import os
