@@ -127,6 +127,16 @@ def components(cluster):
     assert not failures, failures
 
 
+@pytest.fixture(autouse=True)
+def nodes_running(components):
+    """A test that fails while one of its nodes is stopped leaves it running again for
+    the next test."""
+    yield
+    for name in NODES:
+        if components.tasks[name].done():
+            components.start_node(name)
+
+
 def get_json(cluster: Cluster, *args: str) -> dict:
     return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
 
@@ -220,8 +230,13 @@ def test_a_stopped_nodes_pods_are_replaced_on_the_other_nodes(cluster, component
         evicted = all(pods[name]["metadata"].get("deletionTimestamp")
                       for name in on_node[victim])
         live = [p for p in pods.values() if not p["metadata"].get("deletionTimestamp")]
+        # the Deployment's status can still show the six from before the eviction: the
+        # replacements themselves must be Ready
+        all_ready = all({c["type"]: c["status"] for c in p["status"].get("conditions") or []
+                         }.get("Ready") == "True" for p in live)
         dep = get_json(cluster, "deployment", "web", "-n", ns)
-        if evicted and len(live) == 6 and (dep.get("status") or {}).get("availableReplicas") == 6:
+        if evicted and len(live) == 6 and all_ready and \
+                (dep.get("status") or {}).get("availableReplicas") == 6:
             return live
         return None
     live = wait_for(healed, "the deployment healed on the surviving nodes", deadline=90)
