@@ -178,10 +178,13 @@ async def run_component(args: argparse.Namespace) -> None:
                              leader_elect=None if args.leader_elect is None else args.leader_elect == "true")
     elif args.command == "proxy":
         from ..proxy import server as proxy
-        coro = proxy.run(kubeconfig, (args.hostname_override or socket.gethostname()).lower())
+        from ..proxy.rules import NodeConfig
+        coro = proxy.run(kubeconfig, (args.hostname_override or socket.gethostname()).lower(),
+                         config=NodeConfig(cluster_cidrs=(args.cluster_cidr,),
+                                           service_cidrs=(args.service_cidr,)))
     else:
         from ..dns import server as dns
-        coro = dns.run(kubeconfig)
+        coro = dns.run(kubeconfig, (args.cluster_dns, 53))
     task = asyncio.ensure_future(coro)
     waiter = asyncio.ensure_future(stop.wait())
     await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
@@ -260,8 +263,12 @@ def main(argv: list[str] | None = None) -> int:
                           help="do not run an embedded node")
     p_server.add_argument("--node-name", default="", help="the embedded node's name")
     p_server.add_argument("--node-ip", default="", help="the embedded node's InternalIP")
-    p_server.add_argument("--pod-cidr", default="10.42.0.0/24",
-                          help="the embedded node's pod network (a /24 of --cluster-cidr)")
+    p_server.add_argument("--pod-cidr", default="",
+                          help="the embedded node's pod network (default: the first /24 of "
+                               "--cluster-cidr)")
+    p_server.add_argument("--cluster-dns", default="",
+                          help="the cluster DNS address: kube-dns Service IP and pods' "
+                               "nameserver (default: the tenth address of --service-cidr)")
     p_server.add_argument("--scheduler-config", default="",
                           help="the embedded scheduler's KubeSchedulerConfiguration file "
                                "(kube-scheduler --config)")
@@ -271,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("kubelet", help="run a node's kubelet (pyk8s kubelet --help)")
     for name, what in (("controller-manager", "the controllers"),
                        ("scheduler", "the scheduler"), ("proxy", "kube-proxy (nftables)"),
-                       ("dns", "cluster DNS on 10.43.0.10")):
+                       ("dns", "cluster DNS (the kube-dns Service)")):
         p = sub.add_parser(name, help=f"run {what} against a running API server")
         p.add_argument("--data-dir", default=default_data_dir())
         p.add_argument("--kubeconfig", default="",
@@ -284,6 +291,14 @@ def main(argv: list[str] | None = None) -> int:
                            choices=("true", "false"),
                            help="run each controller as its own kube-system service "
                                 "account (as kubeadm and k3s do; default true)")
+        if name == "proxy":
+            p.add_argument("--cluster-cidr", default="10.42.0.0/16",
+                           help="the pods' range: traffic from elsewhere to a ClusterIP is "
+                                "masqueraded")
+            p.add_argument("--service-cidr", default="10.43.0.0/16")
+        if name == "dns":
+            p.add_argument("--cluster-dns", default="10.43.0.10",
+                           help="the kube-dns Service IP to answer on and register")
         if name == "scheduler":
             p.add_argument("--config", default="",
                            help="a KubeSchedulerConfiguration file (kubescheduler.config.k8s.io/v1)")
@@ -312,6 +327,14 @@ def main(argv: list[str] | None = None) -> int:
                          help="run no kube-proxy (another node on this machine runs one)")
     p_agent.add_argument("--disable-dns", action="store_true",
                          help="run no cluster DNS (another node on this machine runs it)")
+    p_agent.add_argument("--cluster-cidr", default="10.42.0.0/16",
+                         help="the cluster's pod range (the server's --cluster-cidr): "
+                              "blackhole route, masquerade, kube-proxy")
+    p_agent.add_argument("--service-cidr", default="10.43.0.0/16",
+                         help="the cluster's Service range (the server's --service-cidr)")
+    p_agent.add_argument("--cluster-dns", default="",
+                         help="the cluster DNS address (default: the tenth address of "
+                              "--service-cidr, as the server's)")
     p_agent.add_argument("-v", "--verbose", action="store_true")
     p_hollow = sub.add_parser("hollow-nodes", help="simulated nodes that run pods through "
                                                   "a fake runtime (scale tests)")

@@ -26,6 +26,7 @@ class NodeRecord:
     cgroup_root: str = "/kubepods"
     kube_proxy: bool = True  # this node's kube-proxy programs the host's nftables
     dns: bool = True  # this node's DNS holds the cluster DNS address on the host
+    dns_ip: str = "10.43.0.10"  # that address (the tenth of the Service range)
 
 
 def write_record(data_dir: str, record: NodeRecord) -> None:

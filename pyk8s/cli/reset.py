@@ -15,7 +15,6 @@ from pathlib import Path
 async def reset(data_dir: str) -> list[str]:
     from ..dns.hostnet import HostError as DnsHostError
     from ..dns.hostnet import HostShell, unbind_service_ip
-    from ..dns.server import DNS_IP
     from ..kubelet.node import reset_node
     from .noderecord import read_record
     # only what this data dir's node set up: another node may share the machine
@@ -26,7 +25,7 @@ async def reset(data_dir: str) -> list[str]:
         await _reset_proxy(notes)
     if record.dns:
         try:
-            await unbind_service_ip(HostShell(), DNS_IP)
+            await unbind_service_ip(HostShell(), record.dns_ip)
         except DnsHostError as err:
             notes.append(f"DNS address: {err}")
     return notes

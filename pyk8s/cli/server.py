@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import errno
 import fcntl
 import logging
@@ -71,15 +72,40 @@ def lock_data_dir(data_dir: str, command: str) -> int:
     return fd
 
 
-def record_network(data_dir: str, args: argparse.Namespace) -> None:
-    """The cluster and Service ranges for the node's blackhole routes and masquerade
-    (kubelet/node.py reads them back); k3s' defaults for flags a command lacks."""
-    from pathlib import Path
+@dataclasses.dataclass(frozen=True)
+class ClusterNetwork:
+    """The ranges and DNS address a node uses (k3s' defaults for flags a command lacks):
+    the pod range for routes, masquerade and kube-proxy's local-traffic detector, the
+    Service range, and the cluster DNS address (kubelet clusterDNS, the kube-dns
+    Service, where DNS answers)."""
+    cluster_cidr: str
+    service_cidr: str
+    dns_ip: str
+
+
+def cluster_network(args: argparse.Namespace) -> ClusterNetwork:
+    """The network the flags describe; exits with a message when they are invalid."""
+    import ipaddress
     from ..cri import cni
+    try:
+        cluster = str(ipaddress.ip_network(getattr(args, "cluster_cidr", "") or cni.CLUSTER_CIDR))
+        service = str(ipaddress.ip_network(getattr(args, "service_cidr", "") or cni.SERVICE_CIDR))
+        dns = getattr(args, "cluster_dns", "") or cni.cluster_dns_ip(service)
+        if ipaddress.ip_address(dns) not in ipaddress.ip_network(service):
+            raise ValueError(f"--cluster-dns {dns} is not in --service-cidr {service}")
+    except ValueError as e:
+        print(f"pyk8s: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    return ClusterNetwork(cluster, service, dns)
+
+
+def record_network(data_dir: str, network: ClusterNetwork) -> None:
+    """The cluster and Service ranges for the node's blackhole routes and masquerade
+    (kubelet/node.py reads them back)."""
+    from pathlib import Path
     from ..kubelet.node import record_cluster_network
-    record_cluster_network(Path(data_dir),
-                           cluster_cidr=getattr(args, "cluster_cidr", "") or cni.CLUSTER_CIDR,
-                           service_cidr=getattr(args, "service_cidr", "") or cni.SERVICE_CIDR)
+    record_cluster_network(Path(data_dir), cluster_cidr=network.cluster_cidr,
+                           service_cidr=network.service_cidr)
 
 
 class Components:
@@ -144,6 +170,7 @@ async def run_server(args: argparse.Namespace, start_apiserver: Callable,
                      stop: asyncio.Event) -> None:
     # before the store, the certificates or the node are touched
     lock_data_dir(args.data_dir, "server")
+    cluster_network(args)  # bad ranges fail before anything starts
     embedded_node_addresses(args)
     api = await start_apiserver(args)
     comps = Components()
@@ -199,15 +226,15 @@ async def start_control_plane(args, api, comps: Components) -> None:
     manifests = os.path.join(api.data_dir, "server", "manifests")
     comps.start("manifests", watch_manifests(api.admin_kubeconfig, manifests))
     say(f"applying manifests from {manifests}")
-    await ensure_kube_dns_service(api.admin_kubeconfig)
+    await ensure_kube_dns_service(api.admin_kubeconfig, cluster_network(args).dns_ip)
 
 
-async def ensure_kube_dns_service(kubeconfig: str) -> None:
-    """Register ``kube-system/kube-dns`` on 10.43.0.10 (the DNS of every node
-    answers there) unless it exists, so no other Service is given that address."""
+async def ensure_kube_dns_service(kubeconfig: str, dns_ip: str) -> None:
+    """Register ``kube-system/kube-dns`` on the cluster DNS address (the DNS of every
+    node answers there) unless it exists, so no other Service is given that address."""
     from ..client import ApiError, Client, is_already_exists, is_not_found, load_config
     from ..client import resources as r
-    from ..dns.server import DNS_IP, kube_dns_service
+    from ..dns.server import kube_dns_service
     async with Client(load_config(kubeconfig)) as client:
         try:
             await client.get(r.SERVICES, "kube-dns", namespace="kube-system")
@@ -216,7 +243,7 @@ async def ensure_kube_dns_service(kubeconfig: str) -> None:
             if not is_not_found(err):
                 raise
         try:
-            await client.create(r.SERVICES, kube_dns_service(DNS_IP), namespace="kube-system")
+            await client.create(r.SERVICES, kube_dns_service(dns_ip), namespace="kube-system")
         except ApiError as err:
             # another server of the cluster registered it first
             if not is_already_exists(err):
@@ -231,22 +258,27 @@ async def start_agent(args, api, comps: Components) -> None:
         return
     from ..kubelet.settings import KubeletSettings
     from pathlib import Path
+    from ..cri import cni
     node = (args.node_name or socket.gethostname()).lower()
     kubeconfig = node_kubeconfig(api.data_dir, api.url, api.ca, node)
+    network = cluster_network(args)
     # The kubelet listens on every address; its callers need a certificate from the
     # cluster CA (the API server's) or a token, and RBAC's nodes/* (kubelet/auth.py).
     settings = KubeletSettings(node_name=node, data_dir=Path(api.data_dir),
-                               pod_cidr=args.pod_cidr, node_ip=args.node_ip,
-                               address="0.0.0.0")
+                               pod_cidr=args.pod_cidr or cni.first_pod_cidr(network.cluster_cidr),
+                               node_ip=args.node_ip, address="0.0.0.0",
+                               cluster_dns=(network.dns_ip,))
     ca_file = os.path.join(api.data_dir, "server", "tls", "server-ca.crt")
-    await asyncio.to_thread(record_network, api.data_dir, args)
+    await asyncio.to_thread(record_network, api.data_dir, network)
     await start_node(comps, settings=settings, kubeconfig=kubeconfig, client_ca=ca_file,
-                     record=NodeRecord(), proxy_kubeconfig=api.component_kubeconfigs["proxy"],
+                     record=NodeRecord(dns_ip=network.dns_ip), network=network,
+                     proxy_kubeconfig=api.component_kubeconfigs["proxy"],
                      dns_kubeconfig=api.admin_kubeconfig)
 
 
 async def start_node(comps: Components, *, settings, kubeconfig: str, client_ca: str,
-                     record: NodeRecord, proxy_kubeconfig: str, dns_kubeconfig: str) -> bool:
+                     record: NodeRecord, network: ClusterNetwork, proxy_kubeconfig: str,
+                     dns_kubeconfig: str) -> bool:
     """A node's kubelet, then (as ``record`` says) kube-proxy and cluster DNS.
 
     Shared by the embedded node and `pyk8s agent`. Returns False when the kubelet
@@ -256,6 +288,7 @@ async def start_node(comps: Components, *, settings, kubeconfig: str, client_ca:
     from ..kubelet.kubelet import run as run_kubelet
     from ..kubelet import auth as kubelet_auth
     from ..proxy import server as proxy
+    from ..proxy.rules import NodeConfig
     from .noderecord import write_record
     node = settings.node_name
     # written before anything is set up, so `pyk8s reset` knows what to remove
@@ -276,17 +309,20 @@ async def start_node(comps: Components, *, settings, kubeconfig: str, client_ca:
         return False
     say(f"node {node} ready")
     if record.kube_proxy:
-        comps.start("kube-proxy", proxy.run(proxy_kubeconfig, node))
+        comps.start("kube-proxy", proxy.run(proxy_kubeconfig, node, config=NodeConfig(
+            cluster_cidrs=(network.cluster_cidr,), service_cidrs=(network.service_cidr,))))
         say("kube-proxy started")
     else:
         say("kube-proxy disabled: another node on this machine programs its Services")
     if record.dns:
         # The kube-dns Service is the control plane's to register (a node's
         # credentials may not create Services).
-        comps.start("dns", dns.run(dns_kubeconfig, register_service=False))
-        say("cluster DNS started on 10.43.0.10")
+        comps.start("dns", dns.run(dns_kubeconfig, (network.dns_ip, 53),
+                                   register_service=False))
+        say(f"cluster DNS started on {network.dns_ip}")
     else:
-        say("cluster DNS disabled: another node on this machine answers on 10.43.0.10")
+        say(f"cluster DNS disabled: another node on this machine answers on "
+            f"{network.dns_ip}")
     return True
 
 
@@ -305,7 +341,8 @@ async def run_agent(args: argparse.Namespace, stop: asyncio.Event) -> None:
     data_dir = os.path.abspath(args.data_dir)
     lock_data_dir(data_dir, "agent")
     node = (args.node_name or socket.gethostname()).lower()
-    await asyncio.to_thread(record_network, data_dir, args)
+    network = cluster_network(args)
+    await asyncio.to_thread(record_network, data_dir, network)
     try:
         kubeconfig = await bootstrap(server=args.server, ca_file=args.ca_file, token=args.token,
                                      node=node, kubeconfig=os.path.join(
@@ -316,14 +353,16 @@ async def run_agent(args: argparse.Namespace, stop: asyncio.Event) -> None:
     say(f"node {node} has its certificate (system:node:{node})")
     settings = KubeletSettings(node_name=node, data_dir=Path(data_dir), pod_cidr=args.pod_cidr,
                                node_ip=args.node_ip, address="0.0.0.0",
-                               port=args.kubelet_port, cgroup_root=args.cgroup_root)
+                               port=args.kubelet_port, cgroup_root=args.cgroup_root,
+                               cluster_dns=(network.dns_ip,))
     record = NodeRecord(bridge=args.bridge, cgroup_root=args.cgroup_root,
-                        kube_proxy=not args.disable_kube_proxy, dns=not args.disable_dns)
+                        kube_proxy=not args.disable_kube_proxy, dns=not args.disable_dns,
+                        dns_ip=network.dns_ip)
     comps = Components()
     failed = False
     try:
         if await start_node(comps, settings=settings, kubeconfig=kubeconfig,
-                            client_ca=args.ca_file, record=record,
+                            client_ca=args.ca_file, record=record, network=network,
                             proxy_kubeconfig=kubeconfig, dns_kubeconfig=kubeconfig):
             await wait_until_stopped(stop, comps)
         else:

@@ -29,6 +29,18 @@ from pathlib import Path
 
 CLUSTER_CIDR = "10.42.0.0/16"
 SERVICE_CIDR = "10.43.0.0/16"
+
+
+def cluster_dns_ip(service_cidr: str = SERVICE_CIDR) -> str:
+    """The cluster DNS address k3s derives from the Service range: its tenth address
+    (10.43.0.10 for the default range)."""
+    return str(ipaddress.ip_network(service_cidr).network_address + 10)
+
+
+def first_pod_cidr(cluster_cidr: str = CLUSTER_CIDR) -> str:
+    """The first /24 of the cluster range (the first node's pod network)."""
+    net = ipaddress.ip_network(cluster_cidr)
+    return str(next(net.subnets(new_prefix=24)) if net.prefixlen < 24 else net)
 CNI_VERSION = "1.0.0"
 CONFLIST_NAME = "10-pyk8s.conflist"
 MASQ_TABLE_PREFIX = "pyk8s-masq-"

@@ -93,3 +93,37 @@ def test_reset_reads_what_the_node_set_up(tmp_path):
                         dns=False)
     write_record(str(tmp_path), record)
     assert read_record(str(tmp_path)) == record
+
+
+def test_kube_dns_takes_the_tenth_address_of_the_service_range(tmp_path):
+    data_dir = tmp_path / "server"
+    base = [sys.executable, "-m", "pyk8s.cli.main", "server", "--data-dir", str(data_dir),
+            "--https-port", str(free_port()), "--disable-agent",
+            "--service-cidr", "10.43.64.0/18"]
+    # a DNS address outside the Service range is refused before anything starts
+    bad = subprocess.run(base + ["--cluster-dns", "10.44.0.10"], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 1
+    assert "pyk8s: --cluster-dns 10.44.0.10 is not in --service-cidr 10.43.64.0/18" in \
+        bad.stderr
+    assert not (data_dir / "server" / "tls").exists()
+    data_dir.mkdir(exist_ok=True)
+    with open(data_dir / "server.log", "wb") as log:
+        proc = subprocess.Popen(base, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "cluster ready" in (data_dir / "server.log").read_text(
+            errors="replace") or proc.poll() is not None, "the server", 60)
+        assert proc.poll() is None, (data_dir / "server.log").read_text()
+        env = dict(os.environ, KUBECONFIG=str(data_dir / "kubeconfig.yaml"),
+                   HOME=str(data_dir))
+        out = subprocess.run([KUBECTL, "get", "service", "-A", "-o",
+                              "jsonpath={range .items[*]}{.metadata.name}={.spec.clusterIP} "
+                              "{end}"], capture_output=True, text=True, env=env, timeout=60)
+        assert set(out.stdout.split()) == {"kubernetes=10.43.64.1", "kube-dns=10.43.64.10"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -3,7 +3,7 @@
 Real containerd, CNI and cgroups: root only. Logs options, image pull policy and
 errors with their events, pod cleanup on the machine, the node's Lease and
 conditions, importing an image archive, one process per data dir, the blackhole
-route of `--cluster-cidr`, and a whole server restart adopting running pods. Traffic goes only to 127.0.0.1 and this
+route of `--cluster-cidr`, DNS on the tenth address of `--service-cidr`, and a whole server restart adopting running pods. Traffic goes only to 127.0.0.1 and this
 test's pods; what is created is deleted, and the restart test resets its node.
 
 The restart test runs its own `pyk8s server` (the session one cannot be restarted)
@@ -147,13 +147,21 @@ def test_a_restarted_server_adopts_its_pods_one_server_per_data_dir_cidr_routes(
     if session_data_dirs(tmp_path_factory):
         pytest.skip("the session server already runs the machine's node; run this module "
                     "first (its own server would claim the same bridge and kubelet port)")
-    # a cluster range other than the default: the node blackholes that one
-    cluster_cidr = "10.40.0.0/14"
+    # ranges other than the defaults (inside the default blackholes): the node
+    # blackholes the cluster range, and DNS takes the Service range's tenth address
+    cluster_cidr, service_cidr = "10.40.0.0/14", "10.43.128.0/17"
     had_route = blackhole(cluster_cidr)
-    s = OwnServer(tmp_path, "--cluster-cidr", cluster_cidr)
+    s = OwnServer(tmp_path, "--cluster-cidr", cluster_cidr, "--service-cidr", service_cidr)
     try:
         s.start()
         assert blackhole(cluster_cidr), "no blackhole route for --cluster-cidr"
+
+        def ip(ns, svc):
+            return s.kubectl("get", "svc", "-n", ns, svc, "-o",
+                             "jsonpath={.spec.clusterIP}").stdout
+        assert (ip("default", "kubernetes"), ip("kube-system", "kube-dns")) == \
+            ("10.43.128.1", "10.43.128.10")
+        assert "cluster DNS started on 10.43.128.10" in s.log()
         # a second server, and an agent, on the same data dir refuse at once
         t0 = time.monotonic()
         second = subprocess.run(PYK8S + ["server", "--data-dir", str(tmp_path),
@@ -175,6 +183,14 @@ def test_a_restarted_server_adopts_its_pods_one_server_per_data_dir_cidr_routes(
         apply(s.kubectl, pod(name, {"name": "c", "image": "busybox",
                                     "command": ["sh", "-c", "echo up; sleep 3600"]}))
         before = running(s.kubectl, name)["status"]["containerStatuses"][0]
+        # the pod's nameserver is that address, and the node's DNS answers there
+        resolv = s.kubectl("exec", name, "--", "cat", "/etc/resolv.conf").stdout
+        assert "nameserver 10.43.128.10\n" in resolv, resolv
+        looked_up = wait_for(
+            lambda: (lambda r: r.returncode == 0 and r.stdout)(s.kubectl(
+                "exec", name, "--", "nslookup", "kubernetes.default.svc.cluster.local",
+                check=False)), "the cluster DNS to answer on 10.43.128.10", 60, 0.5)
+        assert re.search(r"^Address:\s+10\.43\.128\.1$", looked_up, re.M), looked_up
         assert s.stop() == 0
         s.start()
 
