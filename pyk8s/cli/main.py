@@ -146,7 +146,10 @@ def stop_event() -> asyncio.Event:
 
 
 async def run_apiserver(args: argparse.Namespace) -> None:
+    from .server import lock_data_dir
     stop = stop_event()
+    # one process per data dir: its SQLite store and certificates are not shared
+    lock_data_dir(args.data_dir, "apiserver")
     api = await start_apiserver(args)
     print(f"pyk8s: try: KUBECONFIG={api.admin_kubeconfig} kubectl get namespaces",
           flush=True)
