@@ -5,7 +5,10 @@ Flags follow upstream's kubelet where one exists (--kubeconfig, --node-ip,
 --address, --port, --tls-cert-file, --tls-private-key-file, --client-ca-file,
 --anonymous-auth, --authentication-token-webhook, --authorization-mode,
 --pod-manifest-path, --file-check-frequency, --sync-frequency, --eviction-hard,
---eviction-pressure-transition-period);
+--eviction-soft, --eviction-soft-grace-period, --eviction-max-pod-grace-period,
+--eviction-minimum-reclaim, --eviction-pressure-transition-period); eviction flags
+are refused as upstream's ParseThresholdConfig refuses them (a soft threshold
+without a grace period too), with its message;
 SIGINT/SIGTERM stop the kubelet and leave containerd and the pods running.
 """
 from __future__ import annotations
@@ -20,8 +23,9 @@ import socket
 import sys
 from pathlib import Path
 
+from pyk8s.kubelet import eviction
 from pyk8s.kubelet.auth import AuthConfig
-from pyk8s.kubelet.eviction import ThresholdError, parse_eviction_hard
+from pyk8s.kubelet.eviction import ThresholdError
 from pyk8s.kubelet.kubelet import run
 from pyk8s.kubelet.node import DEFAULT_BRIDGE
 from pyk8s.kubelet.settings import DEFAULT_EVICTION_HARD, KubeletSettings
@@ -42,11 +46,21 @@ def duration(text: str) -> float:
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
-def eviction_hard(text: str) -> tuple[tuple[str, str], ...]:
-    try:
-        return parse_eviction_hard(text)
-    except ThresholdError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+def _flag(parse):
+    """An argparse type from an eviction parser (its ThresholdError is the message)."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ThresholdError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    convert.__name__ = parse.__name__
+    return convert
+
+
+eviction_hard = _flag(eviction.parse_eviction_thresholds)
+eviction_soft = _flag(eviction.parse_eviction_thresholds)
+eviction_grace_periods = _flag(eviction.parse_grace_periods)
+eviction_minimum_reclaim = _flag(eviction.parse_minimum_reclaims)
 
 
 def go_bool(text: str) -> bool:
@@ -93,6 +107,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--eviction-hard", type=eviction_hard, default=DEFAULT_EVICTION_HARD,
                    help="hard eviction thresholds, e.g. memory.available<100Mi,"
                         "nodefs.available<10%%")
+    p.add_argument("--eviction-soft", type=eviction_soft, default=(),
+                   help="soft eviction thresholds, e.g. memory.available<1.5Gi, held for "
+                        "their grace period before a pod is evicted")
+    p.add_argument("--eviction-soft-grace-period", type=eviction_grace_periods, default=(),
+                   help="how long each soft threshold must hold, e.g. "
+                        "memory.available=1m30s")
+    p.add_argument("--eviction-max-pod-grace-period", type=int, default=0,
+                   help="maximum grace period (seconds) of a pod evicted for a soft "
+                        "threshold (default 0)")
+    p.add_argument("--eviction-minimum-reclaim", type=eviction_minimum_reclaim, default=(),
+                   help="how far past its threshold a signal must recover, e.g. "
+                        "memory.available=0Mi,nodefs.available=500Mi")
     p.add_argument("--eviction-pressure-transition-period", type=duration, default=300.0,
                    help="how long a pressure condition outlives its threshold (default 5m0s)")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -112,7 +138,21 @@ def settings_from(args: argparse.Namespace) -> KubeletSettings:
         static_pod_path=Path(args.pod_manifest_path).absolute() if args.pod_manifest_path
         else None, file_check_frequency=args.file_check_frequency,
         sync_frequency=args.sync_frequency, eviction_hard=args.eviction_hard,
+        eviction_soft=args.eviction_soft,
+        eviction_soft_grace_period=args.eviction_soft_grace_period,
+        eviction_max_pod_grace_period=args.eviction_max_pod_grace_period,
+        eviction_minimum_reclaim=args.eviction_minimum_reclaim,
         eviction_pressure_transition_period=args.eviction_pressure_transition_period)
+
+
+def check_eviction(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit as for a bad flag when the eviction flags do not fit together."""
+    try:
+        eviction.parse_threshold_config(args.eviction_hard, args.eviction_soft,
+                                        args.eviction_soft_grace_period,
+                                        args.eviction_minimum_reclaim)
+    except ThresholdError as e:
+        p.error(str(e))
 
 
 async def _main(args: argparse.Namespace) -> None:
@@ -136,7 +176,9 @@ async def _main(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    check_eviction(p, args)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

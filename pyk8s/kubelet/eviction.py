@@ -1,23 +1,38 @@
-"""Node-pressure eviction: upstream's pkg/kubelet/eviction (hard thresholds).
+"""Node-pressure eviction: upstream's pkg/kubelet/eviction (hard and soft thresholds).
 
 Role: every `eviction_monitoring_period` the `EvictionManager` observes the node's
 signals through a `StatsSource` — memory.available (capacity minus the root
 cgroup's working set, as cAdvisor computes it), nodefs.available and
 nodefs.inodesFree (statvfs of the kubelet's root dir), imagefs.available and
 imagefs.inodesFree (statvfs of containerd's root) — and compares them with the
-hard thresholds (`--eviction-hard`, upstream's defaults). A met threshold puts the
-node under pressure (memory signals: MemoryPressure, filesystem signals:
-DiskPressure; the node status reporter reads `pressure`), and one pod is evicted
-per pass: the pods are ranked as upstream's rankMemoryPressure /
+hard thresholds (`--eviction-hard`, upstream's defaults) and the soft ones
+(`--eviction-soft`, none by default), as upstream's synchronize does:
+- a threshold is met when its signal is below its value; a threshold that was
+  met (past its grace period) on the last pass stays met until the signal is back
+  above value + `--eviction-minimum-reclaim` (upstream's thresholdsMet with
+  enforceMinReclaim);
+- every met threshold puts the node under pressure at once, soft or not (memory
+  signals: MemoryPressure, filesystem signals: DiskPressure; the node status
+  reporter reads `pressure`);
+- a met threshold drives eviction only once it has been met continuously for its
+  grace period (`--eviction-soft-grace-period`; hard thresholds have none —
+  upstream's thresholdsFirstObservedAt / thresholdsMetGracePeriod).
+One pod is evicted per pass, for the most urgent threshold (memory first, hard
+before soft): the pods are ranked as upstream's rankMemoryPressure /
 rankDiskPressureFunc do (usage above requests first, then lower priority, then the
-larger usage above requests) and the first that is not critical is killed with a
-1 s grace period, its status Failed/Evicted with upstream's message and a
-DisruptionTarget condition, and a Warning `Evicted` event.
+larger usage above requests) and the first that is not critical is killed — with a
+1 s grace period for a hard threshold, for a soft one with the smaller of the
+pod's terminationGracePeriodSeconds and `--eviction-max-pod-grace-period` (at
+least 1 s, as upstream's pod workers) — its status Failed/Evicted with upstream's
+message and a DisruptionTarget condition, and a Warning `Evicted` event.
 
 Invariants:
-- Pure decisions (`parse_eviction_hard`, `thresholds_met`, `rank`,
-  `eviction_message`) are separate from I/O, so tests drive the manager with fake
-  stats and a fake clock.
+- Pure decisions (`parse_eviction_thresholds`, `parse_threshold_config`,
+  `thresholds_met`, `eviction_grace`, `rank`, `eviction_message`) are separate
+  from I/O, so tests drive the manager with fake stats and a fake clock.
+- Flag values are refused with upstream's messages (ParseThresholdConfig): a soft
+  threshold needs a grace period; a grace period for a signal without a soft
+  threshold is accepted and unused, as upstream.
 - A condition stays true until its signals have been fine for
   `eviction_pressure_transition_period` (upstream's anti-flapping rule).
 - Critical pods — static and mirror pods, priority at or above 2000000000 — are
@@ -25,6 +40,7 @@ Invariants:
 - Under pressure, new pods are refused (`admit`): all but critical ones under
   DiskPressure, BestEffort ones not tolerating the memory-pressure taint under
   MemoryPressure alone, with upstream's "The node had condition: [...]" message.
+- Allocatable subtracts the hard thresholds only (`threshold_for`).
 - Reading cgroups and walking pod directories happens in a thread.
 """
 from __future__ import annotations
@@ -33,6 +49,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Awaitable, Callable, Protocol
 
@@ -67,13 +84,27 @@ MEMORY_PRESSURE_TAINT = "node.kubernetes.io/memory-pressure"
 THRESHOLD_MET = "Threshold quantity: {}, available: {}. "
 CONTAINER_OVER = "Container {} was using {}, request is {}, has larger consumption of {}. "
 HARD_EVICTION_GRACE = 1  # upstream's immediateEvictionGracePeriodSeconds
+UNSUPPORTED_SIGNAL = "unsupported eviction signal {}"
+GRACE_PERIOD_REQUIRED = "grace period must be specified for the soft eviction threshold {}"
 SYSTEM_CRITICAL_PRIORITY = 2 * 10 ** 9
 CONFIG_SOURCE = "kubernetes.io/config.source"
 CONFIG_MIRROR = "kubernetes.io/config.mirror"
 
 
 class ThresholdError(ValueError):
-    """An --eviction-hard value upstream would refuse (the message is upstream's)."""
+    """An eviction flag value upstream would refuse (the message is upstream's)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Amount:
+    """A quantity (bytes or inodes) or a fraction of capacity (upstream's ThresholdValue)."""
+    quantity: int | None = None
+    percentage: float | None = None  # of capacity, 0..1
+
+    def value(self, capacity: int) -> int:
+        if self.quantity is not None:
+            return self.quantity
+        return int(capacity * (self.percentage or 0.0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,11 +112,18 @@ class Threshold:
     signal: str
     quantity: int | None = None  # bytes or inodes
     percentage: float | None = None  # of capacity, 0..1
+    grace_period: float = 0.0  # seconds the threshold must hold; 0: a hard threshold
+    min_reclaim: Amount | None = None  # reclaimed past the value before it is resolved
 
     def value(self, capacity: int) -> int:
         if self.quantity is not None:
             return self.quantity
         return int(capacity * (self.percentage or 0.0))
+
+    @property
+    def hard(self) -> bool:
+        """Upstream's isHardEvictionThreshold: no grace period."""
+        return self.grace_period == 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,8 +140,9 @@ class PodUsage:
     containers: tuple[tuple[str, int], ...] = ()  # (container, memory working set)
 
 
-def parse_eviction_hard(text: str) -> tuple[tuple[str, str], ...]:
-    """`memory.available<100Mi,nodefs.available<10%` as (signal, value) pairs."""
+def parse_eviction_thresholds(text: str) -> tuple[tuple[str, str], ...]:
+    """`memory.available<100Mi,nodefs.available<10%` as (signal, value) pairs
+    (--eviction-hard and --eviction-soft)."""
     out = []
     for item in (i.strip() for i in text.split(",")):
         if not item:
@@ -117,9 +156,99 @@ def parse_eviction_hard(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+parse_eviction_hard = parse_eviction_thresholds
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """`a=x,b=y` as a map (pflag's mapStringString: the last value of a key wins)."""
+    out: dict[str, str] = {}
+    for item in (i.strip() for i in text.split(",")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ThresholdError("malformed pair, expect string=string")
+        out[key.strip()] = value.strip()
+    return out
+
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3,
+                   "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d*)(?:\.(\d*))?([^\d.]*)")
+
+
+def go_duration(text: str) -> float:
+    """Go's time.ParseDuration ("1m30s", "-5s", "500ms", "0") in seconds."""
+    s, sign = text, 1.0
+    if s[:1] in ("-", "+"):
+        sign, s = (-1.0 if s[0] == "-" else 1.0), s[1:]
+    if s == "0":
+        return 0.0
+    if not s:
+        raise ThresholdError(f'time: invalid duration "{text}"')
+    total, pos = 0.0, 0
+    while pos < len(s):
+        m = _DURATION_PART.match(s, pos)
+        whole, frac, unit = m.group(1), m.group(2), m.group(3)
+        if not whole and not frac:
+            raise ThresholdError(f'time: invalid duration "{text}"')
+        if not unit:
+            raise ThresholdError(f'time: missing unit in duration "{text}"')
+        if unit not in _DURATION_UNITS:
+            raise ThresholdError(f'time: unknown unit "{unit}" in duration "{text}"')
+        total += float(f"{whole or 0}.{frac or 0}") * _DURATION_UNITS[unit]
+        pos = m.end()
+    return sign * total
+
+
+def _grace_period(signal: str, value: float | str) -> float:
+    if signal not in SIGNALS:
+        raise ThresholdError(UNSUPPORTED_SIGNAL.format(signal))
+    seconds = go_duration(value) if isinstance(value, str) else float(value)
+    if seconds < 0:
+        raise ThresholdError(f"invalid eviction grace period specified: {value}, must be "
+                             "a positive value")
+    return seconds
+
+
+def parse_grace_periods(text: str) -> tuple[tuple[str, float], ...]:
+    """`memory.available=1m30s,...` (--eviction-soft-grace-period): (signal, seconds)."""
+    return tuple((signal, _grace_period(signal, value))
+                 for signal, value in _pairs(text).items())
+
+
+def _min_reclaim(signal: str, value: str) -> Amount:
+    if signal not in SIGNALS:
+        raise ThresholdError(UNSUPPORTED_SIGNAL.format(signal))
+    if value.endswith("%"):
+        try:
+            percent = float(value[:-1])
+        except ValueError:
+            raise ThresholdError(f"invalid eviction minimum reclaim {value}") from None
+        if percent <= 0:
+            raise ThresholdError(f"eviction percentage minimum reclaim {signal} must be "
+                                 f"positive: {value}")
+        return Amount(percentage=percent / 100)
+    try:
+        quantity = parse_quantity(value)
+    except QuantityError as e:
+        raise ThresholdError(str(e)) from None
+    if quantity.sign() < 0:
+        raise ThresholdError(f"negative eviction minimum reclaim specified for {signal}")
+    return Amount(quantity=quantity.value())
+
+
+def parse_minimum_reclaims(text: str) -> tuple[tuple[str, str], ...]:
+    """`memory.available=0Mi,nodefs.available=500Mi` (--eviction-minimum-reclaim)."""
+    pairs = _pairs(text)
+    for signal, value in pairs.items():
+        _min_reclaim(signal, value)
+    return tuple(pairs.items())
+
+
 def _threshold(signal: str, value: str) -> Threshold:
     if signal not in SIGNALS:
-        raise ThresholdError(f"unsupported eviction signal {signal}")
+        raise ThresholdError(UNSUPPORTED_SIGNAL.format(signal))
     if value.endswith("%"):
         try:
             percent = float(value[:-1])
@@ -138,22 +267,68 @@ def _threshold(signal: str, value: str) -> Threshold:
     return Threshold(signal, quantity=quantity.value())
 
 
+def parse_threshold_config(hard, soft=(), grace_periods=(), minimum_reclaim=()
+                           ) -> list[Threshold]:
+    """Upstream's ParseThresholdConfig: the hard thresholds, then the soft ones with
+    their grace periods; every threshold of a signal gets its minimum reclaim."""
+    hard_t = [_threshold(signal, value) for signal, value in hard]
+    soft_t = [_threshold(signal, value) for signal, value in soft]
+    periods = {signal: _grace_period(signal, value) for signal, value in grace_periods}
+    reclaims = {signal: _min_reclaim(signal, value) for signal, value in minimum_reclaim}
+    for i, t in enumerate(soft_t):
+        if t.signal not in periods:
+            raise ThresholdError(GRACE_PERIOD_REQUIRED.format(t.signal))
+        soft_t[i] = dataclasses.replace(t, grace_period=periods[t.signal])
+    return [dataclasses.replace(t, min_reclaim=reclaims.get(t.signal))
+            for t in hard_t + soft_t]
+
+
 def thresholds(settings: KubeletSettings) -> list[Threshold]:
-    return [_threshold(signal, value) for signal, value in settings.eviction_hard]
+    return parse_threshold_config(settings.eviction_hard, settings.eviction_soft,
+                                  settings.eviction_soft_grace_period,
+                                  settings.eviction_minimum_reclaim)
 
 
 def threshold_for(settings: KubeletSettings, signal: str, capacity: int) -> int:
     """The hard threshold of `signal` in bytes (0 without one): allocatable subtracts it."""
-    return max((t.value(capacity) for t in thresholds(settings) if t.signal == signal),
-               default=0)
+    return max((_threshold(s, v).value(capacity) for s, v in settings.eviction_hard
+                if s == signal), default=0)
 
 
-def thresholds_met(wanted: list[Threshold], observed: dict[str, Observation]
-                   ) -> list[Threshold]:
-    """The thresholds whose signal is below its value, memory first."""
-    met = [t for t in wanted if t.signal in observed
-           and observed[t.signal].available < t.value(observed[t.signal].capacity)]
-    return sorted(met, key=lambda t: _PRIORITY.get(t.signal, 1))
+def _urgency(t: Threshold) -> tuple[int, int]:
+    """Memory before the other signals (upstream's byEvictionPriority), hard before soft."""
+    return (_PRIORITY.get(t.signal, 1), 0 if t.hard else 1)
+
+
+def thresholds_met(wanted: list[Threshold], observed: dict[str, Observation],
+                   enforce_min_reclaim: bool = False) -> list[Threshold]:
+    """The thresholds whose signal is below its value (plus the minimum reclaim with
+    `enforce_min_reclaim`), regardless of grace periods; memory first."""
+    met = []
+    for t in wanted:
+        o = observed.get(t.signal)
+        if o is None:
+            continue
+        quantity = t.value(o.capacity)
+        if enforce_min_reclaim and t.min_reclaim is not None:
+            quantity += t.min_reclaim.value(o.capacity)
+        if o.available < quantity:
+            met.append(t)
+    return sorted(met, key=_urgency)
+
+
+def eviction_grace(pod: dict, threshold: Threshold, max_pod_grace_period: int) -> int:
+    """The grace period of a pod evicted for `threshold` (upstream's synchronize, with
+    AllowOverwriteTerminationGracePeriodSeconds off as in v1.32): 1 s for a hard one;
+    for a soft one the pod's terminationGracePeriodSeconds capped at the maximum, and
+    never under 1 s (the pod workers' floor)."""
+    if threshold.hard:
+        return HARD_EVICTION_GRACE
+    grace = int(max_pod_grace_period)
+    own = pods.spec(pod).get("terminationGracePeriodSeconds")
+    if own is not None:
+        grace = min(grace, int(own))
+    return max(grace, HARD_EVICTION_GRACE)
 
 
 def binary(value: int) -> str:
@@ -395,7 +570,8 @@ class NodeStats:
 
 # ---- the manager ------------------------------------------------------------------------
 
-EvictFunc = Callable[[dict, str, str], Awaitable[bool]]  # (pod, message, signal) -> evicted
+# (pod, message, signal, grace period in seconds) -> evicted
+EvictFunc = Callable[[dict, str, str, int], Awaitable[bool]]
 
 
 class EvictionManager:
@@ -410,6 +586,10 @@ class EvictionManager:
         self.node_event = node_event  # (type, reason, message)
         self.observations: dict[str, Observation] = {}
         self._last_observed: dict[str, float] = {}  # condition -> monotonic time
+        # threshold -> when it was first met in the current run of passes that met it
+        self._first_observed: dict[Threshold, float] = {}
+        # the thresholds that drove eviction on the last pass (grace periods elapsed)
+        self._met: list[Threshold] = []
 
     @property
     def pressure(self) -> frozenset[str]:
@@ -418,22 +598,41 @@ class EvictionManager:
         period = self.settings.eviction_pressure_transition_period
         return frozenset(c for c, seen in self._last_observed.items() if now - seen < period)
 
+    def _observe(self) -> list[Threshold]:
+        """Update the pressure and the grace-period clocks; the thresholds to act on."""
+        met = thresholds_met(self.thresholds, self.observations)
+        if self._met:  # met last pass and not yet reclaimed past their minimum
+            met += [t for t in thresholds_met(self._met, self.observations,
+                                              enforce_min_reclaim=True) if t not in met]
+        now = self.clock.monotonic()
+        self._first_observed = {t: self._first_observed.get(t, now) for t in met}
+        for t in met:
+            self._last_observed[CONDITION[t.signal]] = now
+        ready = []
+        for t, since in self._first_observed.items():
+            if now - since < t.grace_period:
+                log.debug("eviction manager: %s threshold met for %.0fs of its %.0fs grace "
+                          "period", t.signal, now - since, t.grace_period)
+                continue
+            ready.append(t)
+        self._met = sorted(ready, key=_urgency)
+        return self._met
+
     async def synchronize(self) -> dict | None:
         """Observe, update the pressure, evict at most one pod; returns it."""
         if not self.thresholds:
             return None
         self.observations = await self.stats.observe()
-        met = thresholds_met(self.thresholds, self.observations)
-        now = self.clock.monotonic()
-        for t in met:
-            self._last_observed[CONDITION[t.signal]] = now
-        if not met:
+        ready = self._observe()
+        if not ready:
             return None
-        threshold = met[0]
+        threshold = ready[0]
         resource = RESOURCE[threshold.signal]
         observation = self.observations[threshold.signal]
-        log.warning("eviction manager: attempting to reclaim %s (%s below %s)", resource,
-                    threshold.signal, threshold.value(observation.capacity))
+        log.warning("eviction manager: attempting to reclaim %s (%s below %s%s)", resource,
+                    threshold.signal, threshold.value(observation.capacity),
+                    "" if threshold.hard else
+                    f" for {threshold.grace_period:g}s, a soft threshold")
         self.node_event("Warning", "EvictionThresholdMet", f"Attempting to reclaim {resource}")
         candidates = self.active_pods()
         if not candidates:
@@ -446,7 +645,8 @@ class EvictionManager:
                 continue
             message = eviction_message(resource, threshold, observation, pod,
                                        usage.get(pods.uid(pod)))
-            if await self.evict(pod, message, threshold.signal):
+            grace = eviction_grace(pod, threshold, self.settings.eviction_max_pod_grace_period)
+            if await self.evict(pod, message, threshold.signal, grace):
                 return pod
         return None
 

@@ -284,8 +284,10 @@ class Kubelet:
                 if uid not in self._evicted and self.workers.state(uid) == State.SYNCING
                 and (self.status_manager.get(uid) or {}).get("phase") not in TERMINAL]
 
-    async def _evict(self, pod: dict, message: str, signal: str) -> bool:
-        """Kill the pod now (1 s grace); its status becomes Failed/Evicted."""
+    async def _evict(self, pod: dict, message: str, signal: str,
+                     grace: int = HARD_EVICTION_GRACE) -> bool:
+        """Kill the pod within `grace` seconds (1 s for a hard threshold); its status
+        becomes Failed/Evicted."""
         uid = pods.uid(pod)
         if uid in self._evicted or not self.workers.known(uid):
             return False
@@ -293,7 +295,7 @@ class Kubelet:
         self._evicted[uid] = _evicted_status(message, self.clock.now().strftime(
             "%Y-%m-%dT%H:%M:%SZ"))
         self._event(pod, "Warning", "Evicted", message)
-        self.workers.kill(uid, HARD_EVICTION_GRACE)
+        self.workers.kill(uid, grace)
         return True
 
     # ---- lifecycle -------------------------------------------------------------------

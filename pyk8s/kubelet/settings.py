@@ -11,7 +11,9 @@ Invariants:
   lease 40 s renewed every 10 s, minimum termination grace 2 s, 110 pods, hard
   eviction thresholds memory.available<100Mi, nodefs.available<10%,
   nodefs.inodesFree<5%, imagefs.available<15%, imagefs.inodesFree<5% (memory and
-  nodefs subtracted from allocatable), static pod manifests read every 20 s,
+  nodefs subtracted from allocatable), no soft eviction thresholds, no minimum
+  reclaim, a 0 s maximum grace period for soft evictions (the pod workers' 1 s
+  floor applies), static pod manifests read every 20 s,
   cluster DNS 10.43.0.10 in `cluster.local`.
 - Every path derives from `data_dir`: the pods' directories (upstream's
   /var/lib/kubelet/pods) under `root_dir`, CRI log files (upstream's /var/log/pods)
@@ -79,6 +81,17 @@ class KubeletSettings:
     # node-pressure eviction (upstream's --eviction-hard and its defaults, the eviction
     # manager's 10 s monitoring interval, --eviction-pressure-transition-period)
     eviction_hard: tuple[tuple[str, str], ...] = DEFAULT_EVICTION_HARD
+    # soft thresholds (--eviction-soft, (signal, value) pairs as eviction_hard): they
+    # raise the pressure condition at once but evict only after holding for their
+    # signal's grace period (--eviction-soft-grace-period, (signal, seconds); every
+    # soft signal needs one), killing the pod with at most
+    # --eviction-max-pod-grace-period seconds (capped by its own grace period)
+    eviction_soft: tuple[tuple[str, str], ...] = ()
+    eviction_soft_grace_period: tuple[tuple[str, float], ...] = ()
+    eviction_max_pod_grace_period: int = 0
+    # (signal, quantity or percentage): a met threshold of the signal, hard or soft,
+    # stays met until the signal is this much above it (--eviction-minimum-reclaim)
+    eviction_minimum_reclaim: tuple[tuple[str, str], ...] = ()
     eviction_monitoring_period: float = 10.0
     eviction_pressure_transition_period: float = 300.0
 
