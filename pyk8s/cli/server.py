@@ -83,7 +83,7 @@ class ClusterNetwork:
     dns_ip: str
 
 
-def cluster_network(args: argparse.Namespace) -> ClusterNetwork:
+def network_from_flags(args: argparse.Namespace) -> ClusterNetwork:
     """The network the flags describe; exits with a message when they are invalid."""
     import ipaddress
     from ..cri import cni
@@ -170,7 +170,7 @@ async def run_server(args: argparse.Namespace, start_apiserver: Callable,
                      stop: asyncio.Event) -> None:
     # before the store, the certificates or the node are touched
     lock_data_dir(args.data_dir, "server")
-    cluster_network(args)  # bad ranges fail before anything starts
+    network_from_flags(args)  # bad ranges fail before anything starts
     embedded_node_addresses(args)
     api = await start_apiserver(args)
     comps = Components()
@@ -226,7 +226,7 @@ async def start_control_plane(args, api, comps: Components) -> None:
     manifests = os.path.join(api.data_dir, "server", "manifests")
     comps.start("manifests", watch_manifests(api.admin_kubeconfig, manifests))
     say(f"applying manifests from {manifests}")
-    await ensure_kube_dns_service(api.admin_kubeconfig, cluster_network(args).dns_ip)
+    await ensure_kube_dns_service(api.admin_kubeconfig, network_from_flags(args).dns_ip)
 
 
 async def ensure_kube_dns_service(kubeconfig: str, dns_ip: str) -> None:
@@ -261,7 +261,7 @@ async def start_agent(args, api, comps: Components) -> None:
     from ..cri import cni
     node = (args.node_name or socket.gethostname()).lower()
     kubeconfig = node_kubeconfig(api.data_dir, api.url, api.ca, node)
-    network = cluster_network(args)
+    network = network_from_flags(args)
     # The kubelet listens on every address; its callers need a certificate from the
     # cluster CA (the API server's) or a token, and RBAC's nodes/* (kubelet/auth.py).
     settings = KubeletSettings(node_name=node, data_dir=Path(api.data_dir),
@@ -341,7 +341,7 @@ async def run_agent(args: argparse.Namespace, stop: asyncio.Event) -> None:
     data_dir = os.path.abspath(args.data_dir)
     lock_data_dir(data_dir, "agent")
     node = (args.node_name or socket.gethostname()).lower()
-    network = cluster_network(args)
+    network = network_from_flags(args)
     await asyncio.to_thread(record_network, data_dir, network)
     try:
         kubeconfig = await bootstrap(server=args.server, ca_file=args.ca_file, token=args.token,
