@@ -31,7 +31,8 @@ changes), `runtimepods`/`podstatus` turn what `FakeRuntime` holds into the API
 status (Pending, ContainerCreating, Running with a pod IP, Ready conditions,
 restart counts, Succeeded/Failed), and the kubelet's `StatusManager` writes it,
 finishing a graceful deletion with a grace-0 delete once the containers stopped.
-Containers are simulated: init containers exit 0 as soon as they start; a regular
+Containers are simulated: init containers exit 0 as soon as they start, sidecars
+(init containers with `restartPolicy: Always`) run like regular containers; a regular
 container runs until the pod is deleted, unless the pod's annotation
 `hollow.pyk8s.io/run-seconds` says how long it runs before it exits with
 `hollow.pyk8s.io/exit-code` (default 0), after which restartPolicy and the
@@ -618,11 +619,15 @@ class HollowPods(Controller):
             except CRIError as e:
                 log.warning("pod %s: sandbox: %s", pods.full_name(pod), e.message)
                 return self.settings.container_backoff_initial
-        if changes.next_init_container is not None:
-            # a simulated init container succeeds at once: go on with the next step
-            wait = await self._start(pod, runtime, status, sandbox_id,
-                                     changes.next_init_container, pods.INIT)
-            return NEXT_STEP if wait is None else wait
+        if changes.init_containers_to_start:
+            # a simulated init container succeeds at once, a sidecar keeps running: go
+            # on with the next step
+            waits = [await self._start(pod, runtime, status, sandbox_id,
+                                       pods.init_containers(pod)[index], pods.INIT)
+                     for index in changes.init_containers_to_start]
+            if any(w is None for w in waits):
+                return NEXT_STEP
+            return min(waits)  # every start waits out its back-off
         waits = [await self._start(pod, runtime, status, sandbox_id,
                                    pods.containers(pod)[index], pods.REGULAR)
                  for index in changes.containers_to_start]
@@ -667,7 +672,7 @@ class HollowPods(Controller):
         sandbox_config = self._sandbox_config(pod, 0)
         cid = await runtime.create_container(sandbox_id, config, sandbox_config)
         await runtime.start_container(cid)
-        if container_type == pods.INIT:
+        if container_type == pods.INIT and not actions.is_restartable(container):
             runtime.exit_container(cid, 0)
         self.start_failures.get(uid, {}).pop(name, None)
         return None

@@ -408,7 +408,8 @@ class Kubelet:
         self.probes.add_pod(pod)
         result = await self.syncer.sync_pod(pod, status,
                                             liveness_failed=self.probes.failed(LIVENESS),
-                                            startup_failed=self.probes.failed(STARTUP))
+                                            startup_failed=self.probes.failed(STARTUP),
+                                            startup_succeeded=self.probes.succeeded(STARTUP))
         if result.changed:
             await self._report(pod)
         retry = result.retry_after

@@ -18,12 +18,15 @@ Invariants:
 - `image` is the image the pod spec names (containerd reports the image's first
   tag), `containerID` is `containerd://<id>` (the runtime's name as prefix).
 - Timestamps are RFC 3339 to the second, as the API stores them.
+- A sidecar (init container with `restartPolicy: Always`) is started and ready as a
+  regular container is; a terminated sidecar does not count for the phase, a
+  running one keeps the pod Running, and Initialized waits for it to have started.
 """
 from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Callable, Mapping
+from typing import AbstractSet, Callable, Mapping
 
 from pyk8s.cri.runtime import ContainerState
 from pyk8s.kubelet import actions, pods
@@ -187,17 +190,20 @@ def _copy(value):
 
 def set_readiness(statuses: list[dict], *, init: bool,
                   ready: Callable[[dict], bool | None],
-                  started: Callable[[dict], bool | None] = lambda s: None) -> None:
+                  started: Callable[[dict], bool | None] = lambda s: None,
+                  sidecars: AbstractSet[str] = frozenset()) -> None:
     """ready/started as the probe manager sets them (no probe: ready once running).
 
     `ready(status)` answers a readiness probe's verdict for a running container, or
     None when it has no readiness probe; `started(status)` likewise for the startup
-    probe. A container that has not started is not ready.
+    probe. A container that has not started is not ready. An init container is
+    ready once it exited 0; a sidecar (named in `sidecars`) is started and ready
+    as a regular container.
     """
     for s in statuses:
         state = s.get("state") or {}
         running = "running" in state
-        if init:
+        if init and s.get("name") not in sidecars:
             s["started"] = running
             terminated = state.get("terminated")
             s["ready"] = bool(terminated and terminated.get("exitCode") == 0)
@@ -397,7 +403,9 @@ def generate(pod: dict, status: RuntimePodStatus, *, old: dict, terminal: bool,
         s["initContainerStatuses"] = container_statuses(
             pod, status, old.get("initContainerStatuses") or [], pods.init_containers(pod),
             init=True, **common)
-        set_readiness(s["initContainerStatuses"], init=True, ready=ready)
+        sidecars = {c["name"] for c in pods.init_containers(pod) if actions.is_restartable(c)}
+        set_readiness(s["initContainerStatuses"], init=True, ready=ready, started=started,
+                      sidecars=sidecars)
     everything = s["containerStatuses"] + s.get("initContainerStatuses", [])
     phase = get_phase(pod, everything, terminal)
     if phase not in ("Failed", "Succeeded"):

@@ -1,7 +1,8 @@
 """Probe workers per container and their results: upstream's prober_manager.go and worker.go.
 
 Role: `ProbeManager.add_pod` starts one worker task per (pod, container, probe
-kind) the spec declares. A worker probes every `periodSeconds` on the injected
+kind) the spec declares, for regular containers and sidecars (init containers
+with `restartPolicy: Always`). A worker probes every `periodSeconds` on the injected
 clock, counts consecutive results against `successThreshold`/`failureThreshold`
 and stores the verdict per container ID. The kubelet asks the manager when it
 generates a status (`started`, `ready`: upstream's UpdatePodStatus) and when it
@@ -38,6 +39,11 @@ INITIAL = {READINESS: Result.FAILURE, LIVENESS: Result.SUCCESS, STARTUP: None}
 
 def runtime_id(container_id: str) -> str:
     return container_id.split("://", 1)[-1]
+
+
+def _statuses(api: dict) -> list[dict]:
+    """The statuses of containers that may be probed: regular ones and sidecars."""
+    return (api.get("containerStatuses") or []) + (api.get("initContainerStatuses") or [])
 
 
 def _started_at(status: dict) -> datetime.datetime | None:
@@ -88,8 +94,8 @@ class ProbeWorker:
         api = self.manager.get_status(self.uid)
         if api is None:
             return None
-        return next((s for s in api.get("containerStatuses") or []
-                     if s.get("name") == self.container["name"]), None)
+        return next((s for s in _statuses(api) if s.get("name") == self.container["name"]),
+                    None)
 
     async def do_probe(self) -> bool:
         """One round; False when the worker should stop."""
@@ -111,8 +117,10 @@ class ProbeWorker:
         state = status.get("state") or {}
         if "running" not in state:
             self.manager.set_result(self.uid, self.kind, cid, Result.FAILURE)
-            # a container that will not run again needs no more probing
-            return "terminated" not in state or pods.restart_policy(self.pod) != "Never"
+            # a container that will not run again needs no more probing (a sidecar
+            # is restarted whatever the pod's restart policy)
+            return "terminated" not in state or pods.restart_policy(self.pod) != "Never" \
+                or self.container.get("restartPolicy") == "Always"
         pod = self.manager.get_pod(self.uid) or self.pod
         if pods.meta(pod).get("deletionTimestamp") and self.kind in (LIVENESS, STARTUP):
             # graceful shutdown: a quiet last verdict, no more probing
@@ -161,7 +169,8 @@ class ProbeManager:
     def add_pod(self, pod: dict) -> None:
         """Start the workers `pod`'s containers declare (idempotent)."""
         uid = pods.uid(pod)
-        for c in pods.containers(pod):
+        sidecars = [c for c in pods.init_containers(pod) if c.get("restartPolicy") == "Always"]
+        for c in sidecars + pods.containers(pod):
             for kind in KINDS:
                 key = (uid, c["name"], kind)
                 if c.get(f"{kind.lower()}Probe") and key not in self.workers:
@@ -195,7 +204,7 @@ class ProbeManager:
         at once (upstream's manual trigger); liveness and startup wait their period,
         which also paces restarts that a failing probe causes."""
         api = self.get_status(uid) or {}
-        by_name = {s.get("name"): s for s in api.get("containerStatuses") or []}
+        by_name = {s.get("name"): s for s in _statuses(api)}
         for (w_uid, name, kind), worker in self.workers.items():
             s = by_name.get(name)
             if w_uid == uid and kind == READINESS and s and s.get("containerID") \
@@ -240,6 +249,10 @@ class ProbeManager:
         if self.results[READINESS].get(cid) is Result.SUCCESS:
             return True
         return False if self._has_worker(uid, status.get("name"), READINESS) else None
+
+    def succeeded(self, kind: str) -> frozenset[str]:
+        """Runtime ids of containers whose `kind` probe succeeded (started sidecars)."""
+        return frozenset(cid for cid, r in self.results[kind].items() if r is Result.SUCCESS)
 
     def failed(self, kind: str) -> frozenset[str]:
         """Runtime ids of containers whose `kind` probe failed (to be restarted)."""

@@ -67,12 +67,14 @@ def _kubelet_view(status: dict) -> dict:
     return view
 
 
-def _illegal_transition(old: list[dict], new: list[dict], policy: str) -> str | None:
+def _illegal_transition(old: list[dict], new: list[dict], policy: str,
+                        sidecars: frozenset[str] = frozenset()) -> str | None:
+    """checkContainerStateTransition; sidecars may always leave the terminated state."""
     if policy == "Always":
         return None
     for o in old:
         terminated = (o.get("state") or {}).get("terminated")
-        if terminated is None:
+        if terminated is None or o.get("name") in sidecars:
             continue
         if terminated.get("exitCode", 0) != 0 and policy == "OnFailure":
             continue
@@ -156,8 +158,12 @@ class StatusManager:
         else:
             old = pod.get("status") or {}
         policy = pods.restart_policy(pod)
+        sidecars = frozenset(c["name"] for c in pods.init_containers(pod)
+                             if c.get("restartPolicy") == "Always")
         for key in ("containerStatuses", "initContainerStatuses"):
-            error = _illegal_transition(old.get(key) or [], status.get(key) or [], policy)
+            error = _illegal_transition(old.get(key) or [], status.get(key) or [], policy,
+                                        sidecars if key == "initContainerStatuses"
+                                        else frozenset())
             if error:
                 log.error("status update on pod %s aborted: %s", pods.full_name(pod), error)
                 return False

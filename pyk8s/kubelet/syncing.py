@@ -2,13 +2,15 @@
 
 Role: `PodSyncer.sync_pod` computes the pod's actions (`actions.compute_pod_actions`)
 and performs them in upstream's order: kill the pod (or single containers), prune
-dead containers, create the sandbox, start the next init container, start regular
-containers, each start going through the restart back-off, the image puller, the
-container config and CreateContainer/StartContainer, with upstream's events
+dead containers, create the sandbox, start init containers (the next one, and
+sidecars to restart), start regular containers, each start going through the
+restart back-off, the image puller, the container config and
+CreateContainer/StartContainer, with upstream's events
 (SandboxChanged, FailedCreatePodSandBox, Pulled, Created, Started, Failed, BackOff,
 Killing), the postStart hook after a start (FailedPostStartHook kills the container)
 and the preStop hook before a stop, paid out of the grace period (`hooks`).
-`kill_pod` stops every running container with a grace period, then the sandboxes;
+`kill_pod` stops every running container with a grace period, sidecars last in
+reverse order of declaration (`TerminationOrdering`), then the sandboxes;
 `remove_pod` deletes what the runtime still holds of a pod.
 
 Invariants:
@@ -166,10 +168,12 @@ class PodSyncer:
 
     async def sync_pod(self, pod: dict, status: RuntimePodStatus, *,
                        liveness_failed: frozenset[str] = frozenset(),
-                       startup_failed: frozenset[str] = frozenset()) -> SyncResult:
+                       startup_failed: frozenset[str] = frozenset(),
+                       startup_succeeded: frozenset[str] | None = None) -> SyncResult:
         result = SyncResult()
         changes = act.compute_pod_actions(pod, status, liveness_failed=liveness_failed,
-                                          startup_failed=startup_failed)
+                                          startup_failed=startup_failed,
+                                          startup_succeeded=startup_succeeded)
         if changes.create_sandbox and changes.sandbox_id:
             self._event(pod, "Normal", "SandboxChanged",
                         "Pod sandbox changed, it will be killed and re-created.")
@@ -199,11 +203,12 @@ class PodSyncer:
         if pods.is_host_network(pod):
             ips = self.host_ips()[:1]
 
-        if changes.next_init_container is not None:
-            started = await self._start(pod, changes.next_init_container, pods.INIT, status,
-                                        sandbox_id, sandbox_config, ips, result)
-            if not started:
-                return result
+        for index in changes.init_containers_to_start:
+            container = pods.init_containers(pod)[index]
+            started = await self._start(pod, container, pods.INIT, status, sandbox_id,
+                                        sandbox_config, ips, result)
+            if not started and not act.is_restartable(container):
+                return result  # initialisation cannot go on; a sidecar's failure can wait
         for index in changes.containers_to_start:
             await self._start(pod, pods.containers(pod)[index], pods.REGULAR, status,
                               sandbox_id, sandbox_config, ips, result)
@@ -368,8 +373,24 @@ class PodSyncer:
 
     async def kill_container(self, pod: dict, cid: str, name: str, *, message: str = "",
                              grace_override: int | None = None,
-                             pod_ips: list[str] | None = None) -> None:
-        """Stop one container: its preStop hook within the grace period, then CRI stop."""
+                             pod_ips: list[str] | None = None,
+                             ordering: "TerminationOrdering | None" = None) -> None:
+        """Stop one container: its preStop hook within the grace period, then CRI stop.
+
+        With `ordering`, the stop waits (out of the grace period) for the containers
+        that must stop first.
+        """
+        try:
+            await self._kill_container(pod, cid, name, message=message,
+                                       grace_override=grace_override, pod_ips=pod_ips,
+                                       ordering=ordering)
+        finally:
+            if ordering is not None:
+                ordering.terminated(name)
+
+    async def _kill_container(self, pod: dict, cid: str, name: str, *, message: str,
+                              grace_override: int | None, pod_ips: list[str] | None,
+                              ordering: "TerminationOrdering | None") -> None:
         self._event(pod, "Normal", "Killing", message or f"Stopping container {name}", name)
         # the preStop hook spends the grace period; the stop gets what is left, but
         # always a minimal shutdown window (upstream's killContainer)
@@ -384,6 +405,8 @@ class PodSyncer:
             budget -= await self._pre_stop(pod, container, cid, pre_stop, budget,
                                            pod_ips if pod_ips is not None else
                                            _pod_ips(pod, self.host_ips()))
+        if ordering is not None and budget > 0:
+            budget = max(budget - await ordering.wait_for_turn(name, budget, self.clock), 0)
         grace = max(budget, floor)
         await self.runtime.stop_container(cid, timeout=grace)
 
@@ -406,10 +429,18 @@ class PodSyncer:
 
     async def kill_pod(self, pod: dict, status: RuntimePodStatus, *,
                        grace_override: int | None = None) -> None:
-        """Stop every running container (concurrently, with grace), then the sandboxes."""
+        """Stop every running container (concurrently, with grace), then the sandboxes.
+
+        Sidecars stop after the regular containers, in reverse order of declaration
+        (upstream's terminationOrdering), within the same grace period.
+        """
+        running = status.running_containers
+        ordering = TerminationOrdering(pod, [c.name for c in running]) \
+            if any(act.is_restartable(c) for c in pods.init_containers(pod)) else None
         await asyncio.gather(*(self.kill_container(pod, c.id, c.name,
-                                                   grace_override=grace_override)
-                               for c in status.running_containers))
+                                                   grace_override=grace_override,
+                                                   ordering=ordering)
+                               for c in running))
         for s in status.sandboxes:
             await self.runtime.stop_pod_sandbox(s.id)
 
@@ -458,6 +489,41 @@ class PodSyncer:
             if text:
                 messages[record.id] = text
         return messages
+
+
+class TerminationOrdering:
+    """Which containers must stop before which: upstream's terminationOrdering.
+
+    Every running sidecar waits for all running regular containers and for the
+    running sidecars declared after it; regular containers wait for nothing.
+    """
+
+    def __init__(self, pod: dict, running: list[str]):
+        names = set(running)
+        self.done = {name: asyncio.Event() for name in names}
+        regular = [c["name"] for c in pods.containers(pod) if c["name"] in names]
+        sidecars = [c["name"] for c in pods.init_containers(pod)
+                    if act.is_restartable(c) and c["name"] in names]
+        self.prerequisites: dict[str, list[str]] = {
+            name: regular + sidecars[i + 1:] for i, name in enumerate(sidecars)}
+
+    async def wait_for_turn(self, name: str, timeout: float, clock: Clock) -> int:
+        """Wait (at most `timeout` seconds) for `name`'s prerequisites to stop; the
+        whole seconds waited."""
+        waits = [self.done[p].wait() for p in self.prerequisites.get(name, [])
+                 if p in self.done]
+        if not waits:
+            return 0
+        started = clock.monotonic()
+        try:
+            await aio.wait_for(asyncio.gather(*waits), timeout)
+        except asyncio.TimeoutError:
+            pass
+        return int(clock.monotonic() - started)
+
+    def terminated(self, name: str) -> None:
+        if name in self.done:
+            self.done[name].set()
 
 
 def _pod_ips(pod: dict, host_ips: list[str]) -> list[str]:

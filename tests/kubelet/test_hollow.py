@@ -201,6 +201,22 @@ def test_restart_policy_applies_to_simulated_exits(cluster, ns, small):
     cluster.kubectl("delete", "-n", ns, "pod", "never", "onfailure", "--timeout=30s")
 
 
+def test_a_sidecar_on_a_hollow_node_keeps_running_beside_the_app(cluster, ns, small):
+    manifest = json.loads(pod_manifest("sided", "hollow-pods-0"))
+    manifest["spec"]["initContainers"] = [
+        {"name": "setup", "image": "registry.invalid/setup:1"},
+        {"name": "side", "image": "registry.invalid/side:1", "restartPolicy": "Always"}]
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(manifest))
+    cluster.kubectl("wait", "-n", ns, "--for=condition=Ready", "pod/sided", "--timeout=30s")
+    status = get_json(cluster, "pod", "-n", ns, "sided")["status"]
+    setup, side = status["initContainerStatuses"]
+    assert setup["state"]["terminated"]["exitCode"] == 0
+    assert "running" in side["state"] and side["started"] and side["ready"]
+    assert "running" in status["containerStatuses"][0]["state"]
+    assert status["phase"] == "Running"
+    cluster.kubectl("delete", "-n", ns, "pod", "sided", "--timeout=30s")
+
+
 def test_a_thousand_hollow_nodes_become_ready_and_keep_their_leases(cluster):
     count, prefix = 1000, "hollow-scale-"
     settings = hollow.HollowSettings(count=count, prefix=prefix)

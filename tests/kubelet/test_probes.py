@@ -336,3 +336,60 @@ async def test_http_pre_stop_hooks_dial_the_pod(env):
     assert any(c[0] == "http" and c[1] == f"http://{ip}:80/quit" for c in env.network.calls)
     failed = [m for r, m in await env.events() if r == "FailedPreStopHook"]
     assert failed and failed[0].startswith('HTTP lifecycle hook (/quit) for Container "app"')
+
+
+# ---- probes on sidecars (init containers with restartPolicy Always) ----------------------
+
+def init_status_of(p: dict, name: str = "side") -> dict:
+    return next(s for s in p["status"]["initContainerStatuses"] if s["name"] == name)
+
+
+async def test_a_sidecars_startup_probe_holds_back_the_app(env):
+    env.execs.codes["started"] = 1
+    await env.create(pod(init=[container("side", restartPolicy="Always",
+                                         startupProbe=probe("started", failureThreshold=30))],
+                         containers=[container("app")]))
+    await env.settle()
+    await env.advance(10)
+    p = await env.get("web")
+    assert p["status"]["phase"] == "Pending"
+    assert init_status_of(p)["started"] is False and not env.containers("app")
+    assert conditions(p)["Initialized"]["status"] == "False"
+    env.execs.codes["started"] = 0
+    await env.advance(10)
+    p = await env.get("web")
+    assert init_status_of(p)["started"] is True and init_status_of(p)["ready"] is True
+    assert len(env.containers("app")) == 1
+    assert p["status"]["phase"] == "Running"
+    assert conditions(p)["Initialized"]["status"] == "True"
+
+
+async def test_a_sidecar_failing_liveness_restarts_under_never(env):
+    env.execs.codes["alive"] = 1
+    await env.create(pod(init=[container("side", restartPolicy="Always",
+                                         livenessProbe=probe("alive", failureThreshold=1))],
+                         containers=[container("app")], restart="Never"))
+    await env.settle()
+    assert len(env.containers("side")) == 1
+    await env.advance(10)
+    assert len(env.containers("side")) == 2
+    assert ("Killing", "Init container side failed liveness probe") in await env.events()
+    p = await env.get("web")
+    assert init_status_of(p)["restartCount"] == 1 and p["status"]["phase"] == "Running"
+    assert len(env.containers("app")) == 1
+
+
+async def test_a_sidecars_readiness_counts_for_the_pod(env):
+    env.execs.codes["ready"] = 1
+    await env.create(pod(init=[container("side", restartPolicy="Always",
+                                         readinessProbe=probe("ready"))],
+                         containers=[container("app")]))
+    await env.settle()
+    p = await env.get("web")
+    assert init_status_of(p)["ready"] is False and init_status_of(p)["started"] is True
+    assert conditions(p)["Ready"]["message"] == "containers with unready status: [side]"
+    env.execs.codes["ready"] = 0
+    await env.advance(10)
+    p = await env.get("web")
+    assert init_status_of(p)["ready"] is True
+    assert conditions(p)["Ready"]["status"] == "True"
