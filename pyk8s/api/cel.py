@@ -1,4 +1,5 @@
-"""CEL for admission: webhook ``matchConditions`` (apiserver/pkg/admission/plugin/cel).
+"""CEL for admission: webhook ``matchConditions`` and ValidatingAdmissionPolicy
+expressions (apiserver/pkg/admission/plugin/cel).
 
 Here in ``api`` because both the registry (creation-time checks) and the API
 server's webhook admission compile conditions. Expressions are compiled by
@@ -23,6 +24,10 @@ failed: ERROR: <input>:1:5: ...`` detail, or ``must evaluate to bool but got
 ``object.spec.enabled``) is accepted at creation, unlike upstream, and a non-bool
 result is an evaluation error. ``Program.evaluate`` returns the bool or raises
 ``EvalError`` with upstream's ``expression '<expr>' resulted in error: <why>``.
+
+Policy expressions (``compile_condition(..., policy=True)`` for booleans,
+``compile_expression`` for variables and messages, read with ``Program.value``)
+also see ``params`` and ``variables`` (both ``dyn``).
 """
 from __future__ import annotations
 
@@ -155,10 +160,12 @@ def _extensions() -> list:
 
 
 _VARIABLES = ("object", "oldObject", "request", "namespaceObject")
+# ValidatingAdmissionPolicy expressions also see ``params`` and ``variables``.
+_POLICY_VARIABLES = ("params", "variables")
 
 
 @functools.cache
-def _check_env():
+def _check_env(extra: tuple[str, ...] = ()):
     functions = []
     for name, sigs in _SIGNATURES.items():
         overloads = [_cel.Overload(f"{recv.lower()}_{name}", return_type=_type(result),
@@ -166,14 +173,14 @@ def _check_env():
                                    is_member=True)
                      for recv, n, result in sigs]
         functions.append(_cel.FunctionDecl(name, overloads))
-    variables = {v: _cel.Type.DYN for v in _VARIABLES}
+    variables = {v: _cel.Type.DYN for v in _VARIABLES + extra}
     variables["authorizer"] = _type("Authorizer")
     variables["authorizer.requestResource"] = _type("ResourceCheck")
     return _cel.NewEnv(variables=variables, extensions=_extensions(), functions=functions)
 
 
 @functools.cache
-def _run_env():
+def _run_env(extra: tuple[str, ...] = ()):
     m = _cel.Type.Map(_cel.Type.STRING, _cel.Type.DYN)
     results = {"allowed": _cel.Type.BOOL, "errored": _cel.Type.BOOL,
                "reason": _cel.Type.STRING, "error": _cel.Type.STRING}
@@ -182,7 +189,7 @@ def _run_env():
                                                parameters=[m] + [_cel.Type.STRING] * n,
                                                is_member=True, impl=impl)])
         for name, (impl, n) in _RUN_IMPLS.items()]
-    variables = {v: _cel.Type.DYN for v in _VARIABLES}
+    variables = {v: _cel.Type.DYN for v in _VARIABLES + extra}
     variables["authorizer"] = m
     variables["authorizer.requestResource"] = m
     return _cel.NewEnv(variables=variables, extensions=_extensions(), functions=functions)
@@ -191,13 +198,24 @@ def _run_env():
 class Program:
     """A compiled boolean condition."""
 
-    def __init__(self, expression: str, compiled: Any):
+    def __init__(self, expression: str, compiled: Any, extra: tuple[str, ...] = ()):
         self.expression = expression
         self._compiled = compiled
+        self._extra = extra
 
     def evaluate(self, variables: dict, authorize: Authorize) -> bool:
         """The condition's value for ``variables`` (object, oldObject, request,
         namespaceObject); ``authorize`` answers the ``authorizer`` checks."""
+        kind, value = self._eval(variables, authorize)
+        if kind != "BOOL":
+            raise EvalError(self._error(f"must evaluate to bool but got {kind.lower()}"))
+        return bool(value)
+
+    def value(self, variables: dict, authorize: Authorize) -> tuple[str, Any]:
+        """(CEL type name, plain Python value) of the expression for ``variables``."""
+        return self._eval(variables, authorize)
+
+    def _eval(self, variables: dict, authorize: Authorize) -> tuple[str, Any]:
         key = id(authorize)
         _AUTHORIZERS[key] = authorize
         base = {"_t": "Authorizer", "_ctx": key}
@@ -210,7 +228,7 @@ class Program:
             "version": resource.get("version", ""), "resource": resource.get("resource", ""),
             "subresource": request.get("subResource", ""),
             "namespace": request.get("namespace", ""), "name": request.get("name", "")}
-        for name in _VARIABLES:
+        for name in _VARIABLES + self._extra:
             data.setdefault(name, None)
         try:
             result = self._compiled.eval(data=data)
@@ -219,32 +237,44 @@ class Program:
         finally:
             _AUTHORIZERS.pop(key, None)
         kind = result.type().name()
-        value = result.value()
         if kind == "ERROR":
-            raise EvalError(self._error(_eval_reason(str(value))))
-        if kind != "BOOL":
-            raise EvalError(self._error(f"must evaluate to bool but got {kind.lower()}"))
-        return bool(value)
+            raise EvalError(self._error(_eval_reason(str(result.value()))))
+        return kind, result.plain_value()
 
     def _error(self, why: str) -> str:
         return f"expression '{self.expression}' resulted in error: {why}"
 
 
 @functools.lru_cache(maxsize=1024)
-def compile_condition(expression: str) -> Program:
-    """Compile a boolean condition, or raise CompileError with upstream's detail."""
+def compile_condition(expression: str, policy: bool = False) -> Program:
+    """Compile a boolean condition, or raise CompileError with upstream's detail.
+
+    ``policy``: a ValidatingAdmissionPolicy expression, which also sees ``params``
+    and ``variables``."""
+    return _compile(expression, policy, boolean=True)
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_expression(expression: str) -> Program:
+    """Compile a ValidatingAdmissionPolicy expression of any result type (a variable,
+    a messageExpression); read it with ``Program.value``."""
+    return _compile(expression, True, boolean=False)
+
+
+def _compile(expression: str, policy: bool, boolean: bool) -> Program:
+    extra = _POLICY_VARIABLES if policy else ()
     try:
-        checked = _check_env().compile(expression)
+        checked = _check_env(extra).compile(expression)
     except RuntimeError as err:
         raise CompileError("compilation failed: " + _issues(str(err))) from None
     kind = checked.return_type().name()
-    if kind not in ("BOOL", "DYN"):
+    if boolean and kind not in ("BOOL", "DYN"):
         raise CompileError(f"must evaluate to bool but got {_type_name(kind)}")
     try:
-        running = _run_env().compile(expression)
+        running = _run_env(extra).compile(expression)
     except RuntimeError as err:  # cannot happen when the checking environment accepted it
         raise CompileError("compilation failed: " + _issues(str(err))) from None
-    return Program(expression, running)
+    return Program(expression, running, extra)
 
 
 def _type_name(kind: str) -> str:

@@ -157,6 +157,10 @@ class AuditLog:
         if code != 401:  # never got as far as authorization
             event["annotations"] = {"authorization.k8s.io/decision": decision,
                                     "authorization.k8s.io/reason": reason}
+            from .security import CONTEXT_KEY
+            ctx = request.get(CONTEXT_KEY) if hasattr(request, "get") else None
+            if ctx is not None:
+                event["annotations"].update(ctx.audit_annotations)
         self._queue.put(orjson.dumps(event) + b"\n")
 
     async def close(self) -> None:
@@ -203,6 +207,15 @@ def _decoded(body: bytes | None, content_type: str):
         return decode_body(body, content_type or "application/json")
     except Exception:  # a body that is not an object: audit without it
         return None
+
+
+def add_annotation(key: str, value: str) -> None:
+    """Add an annotation to the audit event of the request being served (upstream's
+    admission Attributes.AddAnnotation); the first value of a key is kept."""
+    from .security import current
+    ctx = current()
+    if ctx is not None:
+        ctx.audit_annotations.setdefault(key, value)
 
 
 def now() -> str:

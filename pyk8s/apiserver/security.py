@@ -78,6 +78,8 @@ class RequestContext:
     reason: str = ""
     dry_run: bool = False
     warnings: list[str] = dataclasses.field(default_factory=list)
+    # admission's additions to the request's audit event (Attributes.AddAnnotation)
+    audit_annotations: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 _current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(

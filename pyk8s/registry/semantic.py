@@ -67,6 +67,8 @@ _CHECKS: dict[tuple[str, str], Check] = {
         lambda o, old, v: admissionregistration.validate_webhook_configuration(o, old, False),
     ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"):
         lambda o, old, v: admissionregistration.validate_webhook_configuration(o, old, True),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"):
+        lambda o, old, v: admissionregistration.validate_admission_policy(o, old),
 }
 
 

@@ -81,7 +81,7 @@ class Plugin:
 
 
 def _registry() -> dict[str, Any]:
-    from . import (certificates, lifecycle, limitranger, noderestriction, podsecurity,
+    from . import (certificates, lifecycle, limitranger, noderestriction, podsecurity, policy,
                    priority, resourcequota, serviceaccount, storage, webhooks, workloads)
     return {
         "NamespaceLifecycle": lifecycle.NamespaceLifecycle,
@@ -100,6 +100,7 @@ def _registry() -> dict[str, Any]:
         "CertificateSubjectRestriction": certificates.CertificateSubjectRestriction,
         "DefaultIngressClass": workloads.DefaultIngressClass,
         "MutatingAdmissionWebhook": webhooks.MutatingWebhook,
+        "ValidatingAdmissionPolicy": policy.ValidatingAdmissionPolicy,
         "ValidatingAdmissionWebhook": webhooks.ValidatingWebhook,
         "ResourceQuota": resourcequota.ResourceQuota,
     }
@@ -110,8 +111,8 @@ ORDER = ("NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction
          "TaintNodesByCondition", "PodSecurity", "Priority", "DefaultTolerationSeconds",
          "DefaultStorageClass", "StorageObjectInUseProtection", "RuntimeClass",
          "CertificateApproval", "CertificateSigning", "CertificateSubjectRestriction",
-         "DefaultIngressClass", "MutatingAdmissionWebhook", "ValidatingAdmissionWebhook",
-         "ResourceQuota")
+         "DefaultIngressClass", "MutatingAdmissionWebhook", "ValidatingAdmissionPolicy",
+         "ValidatingAdmissionWebhook", "ResourceQuota")
 
 
 class Chain:

@@ -1,4 +1,4 @@
-"""admissionregistration.k8s.io: Validating/MutatingWebhookConfiguration checks.
+"""admissionregistration.k8s.io: webhook configuration and admission policy checks.
 
 Role: the parts of upstream's ``pkg/apis/admissionregistration/validation`` that a
 schema cannot check for webhook configurations: ``matchConditions`` (at most 64;
@@ -6,7 +6,11 @@ names required, qualified and unique; the CEL expression required and compiling
 to a bool, with upstream's ``compilation failed: ...`` detail) and the mutating
 ``reinvocationPolicy`` values. Expressions already stored in the old object are
 not recompiled on update, as upstream compiles them in its lenient
-"stored expressions" environment.
+"stored expressions" environment. A ValidatingAdmissionPolicy's CEL (validations'
+``expression`` and ``messageExpression``, ``variables``, ``matchConditions``) must
+compile the same way, with ``params`` and ``variables`` declared; type errors
+against the matched resources' schemas are upstream's ``status.typeChecking``, not
+creation errors.
 """
 from __future__ import annotations
 
@@ -30,7 +34,8 @@ def _stored_expressions(old: Mapping[str, Any] | None) -> set[str]:
     return out
 
 
-def _match_conditions(conditions: list, stored: set[str], path: str) -> list[FieldError]:
+def _match_conditions(conditions: list, stored: set[str], path: str,
+                      policy: bool = False) -> list[FieldError]:
     errs: list[FieldError] = []
     if len(conditions) > MAX_MATCH_CONDITIONS:
         errs.append(too_many(path, len(conditions), MAX_MATCH_CONDITIONS))
@@ -44,7 +49,7 @@ def _match_conditions(conditions: list, stored: set[str], path: str) -> list[Fie
             errs.append(required(f"{at}.expression"))
         elif trimmed not in stored:
             try:
-                cel.compile_condition(trimmed)
+                cel.compile_condition(trimmed, policy)
             except cel.CompileError as err:
                 errs.append(invalid(f"{at}.expression", trimmed, err.detail))
         name = cond.get("name") or ""
@@ -72,4 +77,57 @@ def validate_webhook_configuration(obj: Mapping[str, Any], old: Mapping[str, Any
                                           REINVOCATION_POLICIES))
         errs += _match_conditions(hook.get("matchConditions") or [], stored,
                                   f"{at}.matchConditions")
+    return errs
+
+
+def _policy_expressions(policy: Mapping[str, Any] | None) -> set[str]:
+    spec = (policy or {}).get("spec") or {}
+    out: set[str] = set()
+    for item in (spec.get("validations") or ()):
+        out |= {((item or {}).get(k) or "").strip() for k in ("expression", "messageExpression")}
+    for key in ("variables", "matchConditions"):
+        out |= {((item or {}).get("expression") or "").strip() for item in spec.get(key) or ()}
+    return out
+
+
+def _compiles(path: str, expression: str, stored: set[str], boolean: bool) -> list[FieldError]:
+    if expression in stored:
+        return []
+    try:
+        if boolean:
+            cel.compile_condition(expression, policy=True)
+        else:
+            cel.compile_expression(expression)
+    except cel.CompileError as err:
+        return [invalid(path, expression, err.detail)]
+    return []
+
+
+def validate_admission_policy(obj: Mapping[str, Any], old: Mapping[str, Any] | None
+                              ) -> list[FieldError]:
+    """A ValidatingAdmissionPolicy's expressions compile (upstream's
+    validateValidatingAdmissionPolicySpec)."""
+    errs = validate_metadata_only(obj, old, SUBDOMAIN, False)
+    spec = obj.get("spec") or {}
+    stored = _policy_expressions(old)
+    for i, item in enumerate(spec.get("validations") or ()):
+        item = item or {}
+        at = f"spec.validations[{i}]"
+        expression = (item.get("expression") or "").strip()
+        if not expression:
+            errs.append(required(f"{at}.expression"))
+        else:
+            errs += _compiles(f"{at}.expression", expression, stored, boolean=True)
+        message = (item.get("messageExpression") or "").strip()
+        if message:
+            errs += _compiles(f"{at}.messageExpression", message, stored, boolean=False)
+    for i, var in enumerate(spec.get("variables") or ()):
+        expression = ((var or {}).get("expression") or "").strip()
+        if not expression:
+            errs.append(required(f"spec.variables[{i}].expression"))
+        else:
+            errs += _compiles(f"spec.variables[{i}].expression", expression, stored,
+                              boolean=False)
+    errs += _match_conditions(spec.get("matchConditions") or [], stored,
+                              "spec.matchConditions", policy=True)
     return errs
