@@ -340,3 +340,36 @@ def test_audit_action_annotates_the_audit_event(audited, policies):
         == [{"message": "no data", "policy": policy, "binding": binding,
              "expressionIndex": 1, "validationActions": ["Audit", "Warn"]}]
     assert annotations["authorization.k8s.io/decision"] == "allow"
+
+
+def test_audit_annotations_are_published_on_the_audit_event(audited, policies):
+    ns = "default"
+    name = "annotated-" + uuid.uuid4().hex[:6]
+    policy, _ = policies("annotate", {
+        "matchConstraints": {"resourceRules": CONFIGMAPS},
+        "auditAnnotations": [
+            {"key": "keys", "valueExpression": "'data keys: ' + string(object.data.size())"},
+            {"key": "skipped", "valueExpression": "null"}]},
+        {"validationActions": ["Audit"], "matchResources": {}}, target=audited)
+    r = audited.kubectl("create", "configmap", name, "-n", ns, "--from-literal=a=1",
+                        "--from-literal=b=2")
+    assert r.stdout == f"configmap/{name} created\n"
+    log = os.path.join(audited.data_dir, "audit.log")
+
+    def event():
+        with open(log) as f:
+            events = [json.loads(line) for line in f if line.strip()]
+        return next((e for e in events if e["verb"] == "create" and
+                     e.get("objectRef", {}).get("name") == name), None)
+    annotations = wait_for(event)["annotations"]
+    assert annotations[f"{policy}/keys"] == "data keys: 2"
+    assert f"{policy}/skipped" not in annotations
+    # a value expression that does not compile is refused with the policy
+    bad = {"apiVersion": GROUP_V1, "kind": "ValidatingAdmissionPolicy",
+           "metadata": {"name": f"{policy}-bad"},
+           "spec": {"matchConstraints": {"resourceRules": CONFIGMAPS},
+                    "auditAnnotations": [{"key": "k", "valueExpression": "'a' +"}]}}
+    r = audited.kubectl("apply", "-f", "-", input=yaml.safe_dump(bad), check=False)
+    assert r.returncode == 1
+    assert ("spec.auditAnnotations[0].valueExpression: Invalid value: \"'a' +\": "
+            "compilation failed:") in r.stderr, r.stderr

@@ -38,8 +38,13 @@ Expressions that do not compile are refused when the policy is created
 (``registry/checks/admissionregistration.py``); one stored before still fails here
 per ``failurePolicy``.
 
-Not done: ``auditAnnotations`` (their expressions are not evaluated), and CEL
-type checking against the objects' schemas (``status.typeChecking``). A variable
+``spec.auditAnnotations`` are evaluated for every matching binding and param: a
+non-empty string value is recorded in the request's audit event as
+``<policy>/<key>`` (unique values of several bindings joined with ", ", at most
+10 KiB each); null or "" omits it; another type or an error is a failure per
+``failurePolicy``.
+
+Not done: CEL type checking against the objects' schemas (``status.typeChecking``). A variable
 is evaluated before an expression that names it, so one that fails fails the
 expression even where CEL's short-circuit would not reach it.
 """
@@ -67,6 +72,7 @@ _REASON_CODES = {"Forbidden": 403, "Unauthorized": 401, "RequestEntityTooLarge":
                  "Invalid": 422}
 _VARIABLE_REF = re.compile(r"\bvariables\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 MAX_MESSAGE = 5 * 1024  # celconfig.MaxEvaluatedMessageExpressionSizeBytes
+MAX_AUDIT_VALUE = 10 * 1024  # an audit annotation's value is truncated to 10 KiB
 
 
 class _Denial(Exception):
@@ -97,6 +103,7 @@ class ValidatingAdmissionPolicy(Plugin):
             name = (binding.get("spec") or {}).get("policyName") or ""
             bindings.setdefault(name, []).append(binding)
         denied: list[tuple[str, str, _Denial]] = []
+        published: dict[str, list[str]] = {}  # "<policy>/<key>" -> its unique values
         for policy in policies:
             policy_name = policy["metadata"]["name"]
             spec = policy.get("spec") or {}
@@ -119,9 +126,14 @@ class ValidatingAdmissionPolicy(Plugin):
                     continue
                 actions = bspec.get("validationActions") or []
                 for param in params:
-                    for index, failure in self._evaluate(spec, req, param):
+                    for index, failure in self._evaluate(policy_name, spec, req, param,
+                                                         published):
                         self._act(req, policy_name, binding_name, actions, index, failure,
                                   denied)
+        if published:
+            from .. import audit
+            for key, values in published.items():
+                audit.add_annotation(key, ", ".join(values))
         if denied:
             policy_name, binding_name, failure = denied[0]
             message = (f"ValidatingAdmissionPolicy '{policy_name}' with binding "
@@ -225,8 +237,10 @@ class ValidatingAdmissionPolicy(Plugin):
 
     # -- evaluation ---------------------------------------------------------------
 
-    def _evaluate(self, spec: dict, req: Request, param: dict | None):
-        """(validation index, _Denial) of every failed validation for one param."""
+    def _evaluate(self, policy_name: str, spec: dict, req: Request, param: dict | None,
+                  published: dict[str, list[str]]):
+        """(validation index, _Denial) of every failed validation for one param; the
+        values of ``spec.auditAnnotations`` go to ``published``."""
         fail = spec.get("failurePolicy", "Fail") != "Ignore"
         ns = None
         if req.namespace and not req.is_("", "namespaces"):
@@ -275,6 +289,27 @@ class ValidatingAdmissionPolicy(Plugin):
             if not message:
                 message = f"failed expression: {expression.strip()}"
             out.append((index, _Denial(message, validation.get("reason") or "Invalid")))
+        for annotation in spec.get("auditAnnotations") or ():
+            expression = annotation.get("valueExpression") or ""
+            try:
+                kind, value = scope.value(expression)
+            except _EvalFailure as err:
+                if fail:
+                    out.append((0, _Denial(str(err))))
+                continue
+            if kind == "NULL" or (kind == "STRING" and not value):
+                continue
+            if kind != "STRING":
+                if fail:
+                    out.append((0, _Denial(
+                        f"valueExpression '{expression}' resulted in unsupported return "
+                        f"type: {kind.lower()}. Return type must be either string or null.")))
+                continue
+            key = f"{policy_name}/{annotation.get('key') or ''}"
+            values = published.setdefault(key, [])
+            value = value[:MAX_AUDIT_VALUE]
+            if value not in values:
+                values.append(value)
         return out
 
     def _act(self, req: Request, policy: str, binding: str, actions: list[str], index: int,

@@ -87,6 +87,8 @@ def _policy_expressions(policy: Mapping[str, Any] | None) -> set[str]:
         out |= {((item or {}).get(k) or "").strip() for k in ("expression", "messageExpression")}
     for key in ("variables", "matchConditions"):
         out |= {((item or {}).get("expression") or "").strip() for item in spec.get(key) or ()}
+    out |= {((item or {}).get("valueExpression") or "").strip()
+            for item in spec.get("auditAnnotations") or ()}
     return out
 
 
@@ -121,6 +123,13 @@ def validate_admission_policy(obj: Mapping[str, Any], old: Mapping[str, Any] | N
         message = (item.get("messageExpression") or "").strip()
         if message:
             errs += _compiles(f"{at}.messageExpression", message, stored, boolean=False)
+    for i, annotation in enumerate(spec.get("auditAnnotations") or ()):
+        expression = ((annotation or {}).get("valueExpression") or "").strip()
+        at = f"spec.auditAnnotations[{i}].valueExpression"
+        if not expression:
+            errs.append(required(at))
+        else:
+            errs += _compiles(at, expression, stored, boolean=False)
     for i, var in enumerate(spec.get("variables") or ()):
         expression = ((var or {}).get("expression") or "").strip()
         if not expression:
