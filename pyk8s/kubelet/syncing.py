@@ -518,7 +518,8 @@ class TerminationOrdering:
         try:
             await aio.wait_for(asyncio.gather(*waits), timeout)
         except asyncio.TimeoutError:
-            pass
+            log.debug("%s: stopping before its prerequisites: the grace period ran out",
+                      name)
         return int(clock.monotonic() - started)
 
     def terminated(self, name: str) -> None:

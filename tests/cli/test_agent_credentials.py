@@ -3,6 +3,7 @@ DNS as `system:node:<name>`, so that identity must read Services and EndpointSli
 (and nothing more than a node may). Runs `pyk8s server --disable-agent` and the
 agent's TLS bootstrap; no containerd, no root."""
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -15,13 +16,32 @@ from support.cluster import KUBECTL, free_port
 from support.waiting import wait_for
 
 
+@contextlib.contextmanager
+def control_plane(data_dir, *flags: str):
+    """`pyk8s server --disable-agent` on ``data_dir``, ready, stopped at the end."""
+    data_dir.mkdir(exist_ok=True)
+    with open(data_dir / "server.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "pyk8s.cli.main", "server",
+                                 "--data-dir", str(data_dir), "--https-port",
+                                 str(free_port()), "--disable-agent", *flags],
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "cluster ready" in (data_dir / "server.log").read_text(
+            errors="replace") or proc.poll() is not None, "the server", 60)
+        assert proc.poll() is None, (data_dir / "server.log").read_text()
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture(scope="module")
 def joined(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("server")
-    log = open(data_dir / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "pyk8s.cli.main", "server", "--data-dir",
-                             str(data_dir), "--https-port", str(free_port()),
-                             "--disable-agent"], stdout=log, stderr=subprocess.STDOUT)
 
     def kubectl(*args, kubeconfig=str(data_dir / "kubeconfig.yaml"), check=True):
         env = dict(os.environ, KUBECONFIG=kubeconfig, HOME=str(data_dir))
@@ -29,10 +49,7 @@ def joined(tmp_path_factory):
                            timeout=60)
         assert not check or r.returncode == 0, r.stderr
         return r
-    try:
-        wait_for(lambda: "cluster ready" in (data_dir / "server.log").read_text(
-            errors="replace") or proc.poll() is not None, "the server", 60)
-        assert proc.poll() is None, (data_dir / "server.log").read_text()
+    with control_plane(data_dir):
         token = subprocess.run([sys.executable, "-m", "pyk8s.cli.main", "token", "create",
                                 "--data-dir", str(data_dir)], capture_output=True, text=True,
                                timeout=60)
@@ -43,13 +60,6 @@ def joined(tmp_path_factory):
             token=token.stdout.strip(), node="worker-1",
             kubeconfig=str(data_dir / "worker" / "kubelet.kubeconfig"), timeout=60))
         yield kubectl, node_config
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_the_node_identity_reads_what_kube_proxy_and_dns_watch(joined):
@@ -107,23 +117,10 @@ def test_kube_dns_takes_the_tenth_address_of_the_service_range(tmp_path):
     assert "pyk8s: --cluster-dns 10.44.0.10 is not in --service-cidr 10.43.64.0/18" in \
         bad.stderr
     assert not (data_dir / "server" / "tls").exists()
-    data_dir.mkdir(exist_ok=True)
-    with open(data_dir / "server.log", "wb") as log:
-        proc = subprocess.Popen(base, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: "cluster ready" in (data_dir / "server.log").read_text(
-            errors="replace") or proc.poll() is not None, "the server", 60)
-        assert proc.poll() is None, (data_dir / "server.log").read_text()
+    with control_plane(data_dir, "--service-cidr", "10.43.64.0/18"):
         env = dict(os.environ, KUBECONFIG=str(data_dir / "kubeconfig.yaml"),
                    HOME=str(data_dir))
         out = subprocess.run([KUBECTL, "get", "service", "-A", "-o",
                               "jsonpath={range .items[*]}{.metadata.name}={.spec.clusterIP} "
                               "{end}"], capture_output=True, text=True, env=env, timeout=60)
         assert set(out.stdout.split()) == {"kubernetes=10.43.64.1", "kube-dns=10.43.64.10"}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
