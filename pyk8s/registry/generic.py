@@ -509,9 +509,6 @@ ZERO_STATUS: dict[tuple[str, str], dict] = {
                                                     "desiredReplicas": 0},
     ("certificates.k8s.io/v1", "CertificateSigningRequest"): {},
     ("storage.k8s.io/v1", "VolumeAttachment"): {"attached": False},
-    ("apiregistration.k8s.io/v1", "APIService"): {},
-    ("flowcontrol.apiserver.k8s.io/v1", "FlowSchema"): {},
-    ("flowcontrol.apiserver.k8s.io/v1", "PriorityLevelConfiguration"): {},
     ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"): {},
 }
 
