@@ -12,7 +12,7 @@ import pytest
 
 from pyk8s.cli.noderecord import NodeRecord, read_record, write_record
 from pyk8s.kubelet.bootstrap import bootstrap
-from support.cluster import KUBECTL, free_port
+from support.cluster import KUBECTL, free_port, stop_process
 from support.waiting import wait_for
 
 
@@ -31,12 +31,7 @@ def control_plane(data_dir, *flags: str):
         assert proc.poll() is None, (data_dir / "server.log").read_text()
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 30)
 
 
 @pytest.fixture(scope="module")

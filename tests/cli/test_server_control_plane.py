@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from support.cluster import KUBECTL, free_port
+from support.cluster import KUBECTL, free_port, stop_process
 
 
 def wait_for(fn, what, deadline=60.0):
@@ -46,12 +46,7 @@ def control_plane(tmp_path):
         assert proc.poll() is None, (tmp_path / "server.log").read_text()
         yield kubectl, manifests
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 30)
 
 
 def test_manifests_apply_at_start_and_on_change(control_plane):

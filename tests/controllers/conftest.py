@@ -23,6 +23,8 @@ import uuid
 
 import pytest
 
+from support.cluster import stop_process
+
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 
 
@@ -102,12 +104,7 @@ class Cluster:
     def stop(self):
         for proc in (self.manager, self.proc):
             if proc and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                stop_process(proc, 10)
 
     def kubectl(self, *args, input=None, check=True, timeout=60):
         env = dict(os.environ, KUBECONFIG=self.kubeconfig, HOME=self.data_dir)

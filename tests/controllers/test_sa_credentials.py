@@ -19,7 +19,7 @@ from pyk8s.apiserver.authz import bootstrap_policy
 from pyk8s.client import ApiError, ClientConfig, FakeClock
 from pyk8s.client.transport import Request, Response
 from pyk8s.controllers import clientbuilder, manager
-from support.cluster import KUBECTL, free_port
+from support.cluster import KUBECTL, free_port, stop_process
 from support.waiting import wait_for
 
 POLICY = """apiVersion: audit.k8s.io/v1
@@ -85,12 +85,7 @@ def server(tmp_path_factory):
         assert proc.poll() is None, (d / "server.log").read_text()
         yield s
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 30)
         log.close()
 
 

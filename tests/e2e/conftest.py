@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from support.cluster import KUBECTL, free_port
+from support.cluster import KUBECTL, free_port, stop_process
 from support.waiting import wait_for
 
 
@@ -48,12 +48,7 @@ def server(tmp_path_factory):
                  "the node to be Ready")
         yield kubectl
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 30)
         subprocess.run([sys.executable, "-m", "pyk8s.cli.main", "reset", "--data-dir",
                         data_dir], capture_output=True, timeout=120)
 

@@ -16,7 +16,7 @@ import sys
 import pytest
 import yaml
 
-from support.cluster import free_port
+from support.cluster import free_port, stop_process
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.root
@@ -97,12 +97,7 @@ class Agent:
     def stop(self):
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, 30)
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,8 @@ import pytest
 from pyk8s.cri.containerd import mounts_under
 from pyk8s.kubelet import node as nodemod
 
+from support.cluster import stop_process
+
 from .helpers import missing_requirements
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
@@ -82,12 +84,7 @@ class Cluster:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc, 10)
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
                 timeout: float = 60) -> subprocess.CompletedProcess:

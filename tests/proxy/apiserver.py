@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+from support.cluster import stop_process
+
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 
 
@@ -48,9 +50,4 @@ class ApiServer:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc, 10)

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from support.cluster import KUBECTL, free_port
+from support.cluster import KUBECTL, free_port, stop_process
 
 pytestmark = [pytest.mark.timeout(180),
               pytest.mark.skipif(not os.path.exists(KUBECTL), reason="kubectl is not installed")]
@@ -104,12 +104,7 @@ def core_scheduled_event(kubectl: Kubectl, ns: str, pod: str) -> dict:
 
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 30)
 
 
 def check_two_profiles(kubectl: Kubectl, ns: str, first: str, packer: str) -> None:
