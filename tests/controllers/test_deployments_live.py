@@ -168,9 +168,12 @@ def test_proportional_scaling_during_a_rollout(cluster, ns, pods):
                message="the rollout stalled at old 8 / new 5")
     for rs in cluster.get(ns, "rs")["items"]:
         assert rs["metadata"]["annotations"]["deployment.kubernetes.io/max-replicas"] == "13"
-    r = k("rollout", "status", "deployment/p", "-n", ns, "--watch=false")
-    assert r.stdout.strip() == \
-        'Waiting for deployment "p" rollout to finish: 5 out of 10 new replicas have been updated...'
+    # The ReplicaSets' sizes are set first; the Deployment's status follows once the
+    # ReplicaSet controller has created the pods and reported them.
+    waiting = 'Waiting for deployment "p" rollout to finish: 5 out of 10 new replicas have been updated...'
+    eventually(lambda: k("rollout", "status", "deployment/p", "-n", ns,
+                         "--watch=false").stdout.strip() == waiting,
+               message="rollout status reports 5 of 10 updated")
 
     k("scale", "deployment/p", "-n", ns, "--replicas=20")
     # 20 + 25% surge = 25 allowed, 12 to add, shared by size: 8*25/13 = 15.4 -> 15 and
