@@ -20,7 +20,6 @@ from pyk8s.client.rest import Client
 from pyk8s.kubelet.auth import SECURE, KubeletAuth
 from pyk8s.kubelet.server import make_app, self_signed, ssl_context
 from security_helpers import cert_kubeconfig
-from support.cluster import free_port
 
 
 class Logs:
@@ -42,9 +41,8 @@ async def kubelet(cluster, tmp_path):
     runner = web.AppRunner(make_app(Logs(), middlewares=[auth.middleware]),
                            handle_signals=False)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port,
-                      ssl_context=ssl_context(cert, key, ca)).start()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context(cert, key, ca)).start()
+    port = runner.addresses[0][1]
     await cluster.akubectl("create", "-f", "-", input=json.dumps(
         {"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}))
     await cluster.akubectl("patch", "node", node, "--subresource=status", "--type=merge",

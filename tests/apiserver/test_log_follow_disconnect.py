@@ -51,9 +51,18 @@ class QuietLogKubelet:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.handlers.append(asyncio.current_task())
+        log_stream = False
         try:
             head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-            self.requests.append(head.split("\r\n", 1)[0])
+            line = head.split("\r\n", 1)[0]
+            self.requests.append(line)
+            if "/containerLogs/" not in line:
+                # The API server's metrics scraper (/stats/summary) at any time: answered
+                # at once, so only a log stream's end can count as ``closed``.
+                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+                return
+            log_stream = True
             self.writers.append(writer)
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                          b"Transfer-Encoding: chunked\r\n\r\n6\r\nhello\n\r\n")
@@ -64,8 +73,9 @@ class QuietLogKubelet:
             self.closed_at = time.monotonic()
             self.closed.set()
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
-            self.closed_at = time.monotonic()
-            self.closed.set()
+            if log_stream:
+                self.closed_at = time.monotonic()
+                self.closed.set()
         finally:
             writer.close()
 

@@ -84,9 +84,8 @@ async def backend():
     runner = web.AppRunner(web.Application(), handle_signals=False)
     runner.app.router.add_route("*", "/{tail:.*}", echo)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield port
+    await web.TCPSite(runner, "127.0.0.1", 0).start()  # a port of its own: no race
+    yield runner.addresses[0][1]
     await runner.cleanup()
 
 
@@ -221,9 +220,8 @@ async def test_node_proxy_reaches_the_kubelet_with_the_api_servers_certificate(
     ca = os.path.join(pcluster.data_dir, "server", "tls", "server-ca.crt")
     runner = web.AppRunner(make_app(Logs()), handle_signals=False)
     await runner.setup()
-    kubelet_port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", kubelet_port,
-                      ssl_context=ssl_context(cert, key, ca)).start()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context(cert, key, ca)).start()
+    kubelet_port = runner.addresses[0][1]
     try:
         name = "n-" + uuid.uuid4().hex[:6]
         await pcluster.akubectl("create", "-f", "-", input=json.dumps(

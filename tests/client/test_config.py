@@ -15,8 +15,6 @@ from pyk8s.client import Client, ConfigError, load_incluster_config, load_kubeco
 from pyk8s.client.config import config_from_dict, load_cert_chain
 from pyk8s.pki import issue, make_ca
 
-from .conftest import free_port
-
 pytestmark = pytest.mark.timeout(60)
 
 b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
@@ -49,8 +47,8 @@ async def tls_server(pki, tmp_path):
     ctx.verify_mode = ssl.CERT_OPTIONAL
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=ctx).start()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ctx).start()
+    port = runner.addresses[0][1]
     yield f"https://127.0.0.1:{port}"
     await runner.cleanup()
 

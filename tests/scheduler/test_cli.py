@@ -23,9 +23,9 @@ kind: KubeSchedulerConfiguration
 leaderElection:
   leaderElect: {leader_elect}
   resourceName: {lease}
-  leaseDuration: 4s
-  renewDeadline: 3s
-  retryPeriod: 1s
+  leaseDuration: 15s
+  renewDeadline: 10s
+  retryPeriod: 2s
 profiles:
 - schedulerName: {first}
 - schedulerName: {packer}

@@ -125,7 +125,7 @@ async def test_resource_fit_and_failed_scheduling_as_kubectl_describes_it(env):
     text = await eventually(described)
     assert "Warning FailedScheduling" in text and expected in text
     assert "PodScheduled False" in text
-    small = await eventually(lambda: _describe_has(env, "small", "Scheduled"))
+    small = await eventually(lambda: _describe_has(env, "small", "Normal Scheduled"))
     assert "Normal Scheduled" in small
     assert f"Successfully assigned {env.ns}/small to {worker}" in small
     assert (await env.get("big"))["status"]["phase"] == "Pending"
@@ -281,8 +281,10 @@ async def test_pods_for_other_schedulers_are_left_alone(env, api):
 
 async def test_leader_election_one_active_then_failover(api, cluster, ns):
     lease_name = f"sched-{ns}"
-    config = load_configuration({"leaderElection": {"leaderElect": True, "leaseDuration": "3s",
-                                                    "renewDeadline": "2s", "retryPeriod": "0.5s",
+    # Short, but with room for an API server slowed by a busy disk: a renewal held up
+    # beyond renewDeadline would make first step down.
+    config = load_configuration({"leaderElection": {"leaderElect": True, "leaseDuration": "6s",
+                                                    "renewDeadline": "5s", "retryPeriod": "0.5s",
                                                     "resourceName": lease_name},
                                  "profiles": [{"schedulerName": f"sched-{ns}"}]})
     first, second = SchedulerServer(api, config, identity="first"), SchedulerServer(api, config, identity="second")
@@ -298,8 +300,8 @@ async def test_leader_election_one_active_then_failover(api, cluster, ns):
         t2 = asyncio.create_task(second.run())
         # Second has tried to acquire: it read the lease and saw first holding it.
         await eventually(lambda: second.elector is not None and second.elector.leader == "first")
-        # Several retry periods and more than a lease duration (3 s): first keeps
-        # renewing (at least 8 distinct renewTimes, 0.5 s apart), second never leads.
+        # Several retry periods and more than a lease duration (6 s): first keeps
+        # renewing (at least 14 distinct renewTimes, 0.5 s apart), second never leads.
         renewals: set[str] = set()
 
         async def first_renewed_enough():
@@ -307,7 +309,7 @@ async def test_leader_election_one_active_then_failover(api, cluster, ns):
             assert spec["holderIdentity"] == "first", spec
             assert not second.started.is_set(), "second became leader while first held the lease"
             renewals.add(spec["renewTime"])
-            return len(renewals) >= 8
+            return len(renewals) >= 14
         await eventually(first_renewed_enough, timeout=30, interval=0.1)
         assert not second.started.is_set() and second.scheduler is None  # it built no scheduler, bound nothing
         assert second.elector.leader == "first" and not second.elector.is_leader()

@@ -301,9 +301,11 @@ async def test_periodic_compactors_on_one_etcd_swap_at_most_once_per_interval(et
             while sum(s.compactor.state.compactions for s in stores) < 4:
                 await stores[0].create(f"/w/{next(_prefixes)}", b"x")
                 await asyncio.sleep(interval / 5)
-        elapsed = asyncio.get_running_loop().time() - started
-        swaps = await _rev_key_version(etcd, key)
+        # The compactors keep ticking while these are read: each count is taken after
+        # the one it must not exceed (a compaction follows its swap), and the time last.
         compactions = sum(s.compactor.state.compactions for s in stores)
+        swaps = await _rev_key_version(etcd, key)
+        elapsed = asyncio.get_running_loop().time() - started
         # Without the compare-and-swap both would compact every interval.
         assert compactions <= swaps <= elapsed / interval + 2
         assert compactions >= 4

@@ -3,7 +3,7 @@ log (also after a restart), and close() never stalls the event loop."""
 import asyncio
 import os
 import sqlite3
-import time
+import threading
 
 import pytest
 from support.waiting import collect_watch
@@ -95,24 +95,43 @@ async def test_close_does_not_block_the_event_loop(path):
     await store.get("/k")  # a reader connection now exists
     conns = list(store._reader_conns)
     assert conns
-    # A slow read in flight: close() must wait for it without stalling the loop.
-    slow = asyncio.ensure_future(store._read(time.sleep, 0.5))
-    await asyncio.sleep(0.05)
+    # A slow read in flight: close() must wait for it without stalling the loop. The
+    # read ends only once close() is closing the readers and the loop has ticked 10
+    # times meanwhile (or after DEADLINE, if close() stalled the loop).
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+    closing = threading.Event()
+    close_readers = store._close_readers
+
+    def closing_readers():
+        closing.set()
+        close_readers()
+
+    store._close_readers = closing_readers
+
+    def slow_read():
+        started.set()
+        release.wait(DEADLINE)
+        finished.set()
+
+    slow = asyncio.ensure_future(store._read(slow_read))
+    assert await asyncio.to_thread(started.wait, DEADLINE)
     ticks = 0
 
     async def heartbeat():
         nonlocal ticks
         while True:
             await asyncio.sleep(0.01)
-            ticks += 1
+            if closing.is_set():
+                ticks += 1
+            if ticks >= 10:
+                release.set()
 
     beat = asyncio.create_task(heartbeat())
-    started = time.monotonic()
     await store.close()
-    elapsed = time.monotonic() - started
+    done = finished.is_set()
     beat.cancel()
     await slow
-    assert elapsed >= 0.3  # it did wait for the read in flight ...
+    assert done  # it did wait for the read in flight ...
     assert ticks >= 10  # ... and the loop kept running meanwhile
     for conn in conns:  # every reader connection is closed
         with pytest.raises(sqlite3.ProgrammingError):
