@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 from pyk8s.cri import cni
@@ -127,6 +128,28 @@ def _shim_pids(address: str) -> list[int]:
     return pids
 
 
+async def remove_pod_sandboxes(runtime: RemoteRuntime, *, timeout: float = 30.0) -> list[str]:
+    """Stop and remove every pod sandbox of ``runtime``; a failure is tried again (as
+    the kubelet's pod workers would) until ``timeout``: containerd 1.6 can answer
+    "ttrpc: closed", or fail a removal, while a container's shim is exiting. Returns
+    what could not be removed. A failure to list raises CRIError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        failed: dict[str, str] = {}
+        for sandbox in await runtime.list_pod_sandboxes():
+            try:
+                await runtime.stop_pod_sandbox(sandbox.id)
+                await runtime.remove_pod_sandbox(sandbox.id)
+            except CRIError as e:
+                failed[sandbox.id] = e.message
+        if not failed or time.monotonic() > deadline:
+            return [f"could not remove pod sandbox {sid}: {message}"
+                    for sid, message in failed.items()]
+        log.info("retrying the removal of %d pod sandbox(es): %s", len(failed),
+                 "; ".join(failed.values()))
+        await asyncio.sleep(0.5)
+
+
 async def reset_node(data_dir: Path, *, bridge: str = DEFAULT_BRIDGE,
                      cgroup_root: str = "/kubepods") -> list[str]:
     """Remove every pod, stop our containerd, unmount, delete the bridge and cgroups.
@@ -139,12 +162,10 @@ async def reset_node(data_dir: Path, *, bridge: str = DEFAULT_BRIDGE,
     if config.address.is_socket():
         runtime = RemoteRuntime(str(config.address), request_timeout=30)
         try:
-            for sandbox in await runtime.list_pod_sandboxes():
-                await runtime.stop_pod_sandbox(sandbox.id)
-                await runtime.remove_pod_sandbox(sandbox.id)
+            notes += await remove_pod_sandboxes(runtime)
             answered = True
         except CRIError as e:
-            notes.append(f"could not remove pods: {e.message}")
+            notes.append(f"could not list pods: {e.message}")
         finally:
             await runtime.close()
     if answered and config.pid_path.exists():

@@ -30,6 +30,7 @@ from pyk8s.cri.containerd import (
 from pyk8s.cri.remote import RemoteRuntime
 from pyk8s.cri.runtime import CRIError
 from pyk8s.kubelet import images
+from pyk8s.kubelet.node import remove_pod_sandboxes
 
 from .helpers import missing_requirements
 
@@ -95,9 +96,7 @@ async def _teardown(node: Node) -> list[str]:
     problems = []
     runtime = RemoteRuntime(node.address, request_timeout=30)
     try:
-        for sandbox in await runtime.list_pod_sandboxes():
-            await runtime.stop_pod_sandbox(sandbox.id)
-            await runtime.remove_pod_sandbox(sandbox.id)
+        problems += await remove_pod_sandboxes(runtime)
     finally:
         await runtime.close()
     await node.containerd.stop()
