@@ -13,8 +13,6 @@ it from a node.
 import contextlib
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -23,15 +21,8 @@ import uuid
 
 import pytest
 
-from support.cluster import stop_process
-
-KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from support import cluster as support_cluster
+from support.cluster import KUBECTL, free_port, stop_process
 
 
 def eventually(check, timeout=30.0, interval=0.1, message="condition"):
@@ -50,32 +41,14 @@ def eventually(check, timeout=30.0, interval=0.1, message="condition"):
     raise AssertionError(f"timed out waiting for {message}; last: {last!r}")
 
 
-class Cluster:
+class Cluster(support_cluster.Cluster):
+    """The shared API server harness plus this package's controller-manager process."""
+
     def __init__(self, data_dir: str, port: int):
-        self.data_dir = data_dir
-        self.port = port
-        self.kubeconfig = os.path.join(data_dir, "kubeconfig.yaml")
+        super().__init__(data_dir, port)
         self.manager_kubeconfig = os.path.join(data_dir, "server", "cred",
                                                "controller.kubeconfig")
-        self.proc = None
         self.manager = None
-
-    def start(self):
-        log = open(os.path.join(self.data_dir, "server.log"), "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pyk8s.cli.main", "apiserver", "--data-dir",
-             self.data_dir, "--https-port", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("API server exited; see " + self.data_dir + "/server.log")
-            if os.path.exists(self.kubeconfig):
-                r = self.kubectl("get", "--raw", "/readyz", check=False)
-                if r.returncode == 0 and r.stdout.strip() == "ok":
-                    return
-            time.sleep(0.1)
-        raise RuntimeError("API server did not become ready in 60 s")
 
     def start_manager(self):
         log = open(os.path.join(self.data_dir, "controller-manager.log"), "ab")
@@ -102,18 +75,9 @@ class Cluster:
                    timeout=60, message="the controllers to start")
 
     def stop(self):
-        for proc in (self.manager, self.proc):
-            if proc and proc.poll() is None:
-                stop_process(proc, 10)
-
-    def kubectl(self, *args, input=None, check=True, timeout=60):
-        env = dict(os.environ, KUBECONFIG=self.kubeconfig, HOME=self.data_dir)
-        r = subprocess.run([KUBECTL, *args], input=input, capture_output=True, text=True,
-                           env=env, timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({r.returncode}):\n"
-                                 f"{r.stdout}\n{r.stderr}")
-        return r
+        if self.manager and self.manager.poll() is None:
+            stop_process(self.manager, 10)
+        super().stop()
 
     def get(self, ns, *what):
         args = ["get", *what, "-o", "json"] + (["-n", ns] if ns else [])

@@ -119,9 +119,14 @@ def test_surge_rollout_and_node_affinity(cluster, ns, pods):
         k("apply", "-n", ns, "-f", "-", input=SURGE_DS % ns)
         # The user's nodeAffinity keeps the pod off zone b.
         eventually(lambda: [pinned(p) for p in pods.list("app=agent")] == [a], message="a pod on a")
-        status = eventually(lambda: (lambda st: st.get("observedGeneration") and st)(
-            cluster.get(ns, "ds", "agent").get("status", {})), message="DaemonSet status")
-        assert status["desiredNumberScheduled"] == 1 and status["currentNumberScheduled"] == 1
+
+        def scheduled():
+            st = cluster.get(ns, "ds", "agent").get("status", {})
+            return st.get("observedGeneration") and \
+                (st.get("desiredNumberScheduled"), st.get("currentNumberScheduled")) == (1, 1)
+        # The first status can predate the controller seeing the pod it made (current 0,
+        # as upstream): a later one counts it.
+        eventually(scheduled, message="DaemonSet status: 1 desired, 1 current")
         assert [pinned(p) for p in pods.list("app=agent")] == [a]
         old = pods.list("app=agent")[0]
         # As upstream (ReplaceDaemonSetPodNodeNameNodeAffinity), the pod's required terms are

@@ -58,9 +58,13 @@ def test_job_completes_and_kubectl_wait_sees_it(cluster, ns, pods):
                for p in done)
     line = k("get", "job", "pi", "-n", ns).stdout.split("\n")[1].split()
     assert line[1] == "Complete" and line[2] == "2/2"
-    reasons = [e["reason"] for e in cluster.get(ns, "events")["items"]
-               if e["involvedObject"]["name"] == "pi"]
-    assert "SuccessfulCreate" in reasons and "Completed" in reasons
+
+    def reasons():
+        return [e["reason"] for e in cluster.get(ns, "events")["items"]
+                if e["involvedObject"]["name"] == "pi"]
+    # Events are written in the background: "Completed" may follow the condition.
+    eventually(lambda: {"SuccessfulCreate", "Completed"} <= set(reasons()),
+               message="SuccessfulCreate and Completed events")
 
 
 def test_job_fails_after_backoff_limit(cluster, ns, pods):
@@ -266,9 +270,13 @@ def test_active_deadline_fails_the_job(cluster, ns, pods):
     assert live(pods, "slow") == []
     status = cluster.get(ns, "job", "slow")["status"]
     assert status.get("active", 0) == 0 and status["failed"] == 1
-    events = [(e["type"], e["message"]) for e in cluster.get(ns, "events")["items"]
-              if e["involvedObject"]["name"] == "slow" and e["reason"] == "DeadlineExceeded"]
-    assert events == [("Warning", "Job was active longer than specified deadline")]
+
+    def events():
+        return [(e["type"], e["message"]) for e in cluster.get(ns, "events")["items"]
+                if e["involvedObject"]["name"] == "slow" and e["reason"] == "DeadlineExceeded"]
+    # Events are written in the background: the event may follow the condition.
+    eventually(lambda: events() == [("Warning", "Job was active longer than specified deadline")],
+               message="one DeadlineExceeded event")
     assert status_column(cluster, ns, "slow") == "Failed"
 
 
@@ -288,10 +296,18 @@ def test_suspend_and_resume(cluster, ns, pods):
     k("patch", "job", "batch", "-n", ns, "--type=merge", "-p", '{"spec":{"suspend":false}}')
     second = eventually(lambda: live(pods, "batch"), message="a pod after resuming")[0]
     assert second["metadata"]["name"] != first
-    cond = conditions(cluster, ns, "batch")["Suspended"]
-    assert (cond["status"], cond["reason"], cond["message"]) == ("False", "JobResumed", "Job resumed")
+
+    def resumed():
+        cond = conditions(cluster, ns, "batch")["Suspended"]
+        return (cond["status"], cond["reason"], cond["message"]) == \
+            ("False", "JobResumed", "Job resumed")
+    # As upstream, the pod is created before the status says the Job resumed.
+    eventually(resumed, message="the Suspended condition False (JobResumed)")
     pods.finish(second["metadata"]["name"])
     k("wait", "--for=condition=complete", "job/batch", "-n", ns, "--timeout=30s")
-    events = [(e["reason"], e["message"]) for e in cluster.get(ns, "events")["items"]
-              if e["involvedObject"]["name"] == "batch"]
-    assert ("Suspended", "Job suspended") in events and ("Resumed", "Job resumed") in events
+
+    def events():
+        return [(e["reason"], e["message"]) for e in cluster.get(ns, "events")["items"]
+                if e["involvedObject"]["name"] == "batch"]
+    eventually(lambda: {("Suspended", "Job suspended"), ("Resumed", "Job resumed")}
+               <= set(events()), message="Suspended and Resumed events")

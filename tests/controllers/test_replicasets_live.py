@@ -34,7 +34,13 @@ def test_replicaset_creates_scales_and_reports(cluster, ns, pods):
     eventually(lambda: len([p for p in pods.list("app=web") if not p["metadata"].get("deletionTimestamp")]) == 1,
                message="scaled down to 1")
     eventually(lambda: cluster.get(ns, "rs", "web")["status"].get("replicas") == 1, message="status 1")
-    events = cluster.get(ns, "events")["items"]
+
+    def events_with_delete():
+        items = cluster.get(ns, "events")["items"]
+        return any(e["reason"] == "SuccessfulDelete" for e in items) and items
+
+    # Events are written in the background: the delete's may land after the status.
+    events = eventually(events_with_delete, message="the SuccessfulDelete event")
     reasons = {(e["reason"], e["source"].get("component")) for e in events}
     assert ("SuccessfulCreate", "replicaset-controller") in reasons
     assert ("SuccessfulDelete", "replicaset-controller") in reasons
@@ -45,9 +51,12 @@ def test_replicaset_creates_scales_and_reports(cluster, ns, pods):
 def test_orphans_are_adopted_and_strays_released(cluster, ns, pods):
     cluster.kubectl("run", "orphan", "-n", ns, "--image=nginx", "--labels=app=web")
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=RS.replace("replicas: 3", "replicas: 2"))
-    eventually(lambda: len(pods.list("app=web")) == 2, message="2 pods")
-    orphan = cluster.get(ns, "pod", "orphan")
-    assert orphan["metadata"]["ownerReferences"][0]["name"] == "web"
+    # Adopted and counted: 2 pods, the orphan owned by web. (Were the ReplicaSet synced
+    # before its informer had the orphan, 2 pods would be made, then one deleted.)
+    eventually(lambda: len(pods.list("app=web")) == 2
+               and (cluster.get(ns, "pod", "orphan")["metadata"].get("ownerReferences")
+                    or [{}])[0].get("name") == "web",
+               message="the orphan adopted as one of 2 pods")
     cluster.kubectl("label", "pod", "orphan", "-n", ns, "app=other", "--overwrite")
     eventually(lambda: not cluster.get(ns, "pod", "orphan")["metadata"].get("ownerReferences"),
                message="release")

@@ -66,8 +66,13 @@ def test_statefulset_comes_up_in_order_with_claims(cluster, ns, pods):
 
     k("scale", "statefulset/web", "-n", ns, "--replicas=1")
     eventually(lambda: names(pods.list("app=web")) == ["web-0"], message="scaled down from the top")
-    delete_events = [e["message"] for e in cluster.get(ns, "events")["items"] if e["reason"] == "SuccessfulDelete"]
-    assert "delete Pod web-2 in StatefulSet web successful" in delete_events
+
+    def delete_events():
+        return [e["message"] for e in cluster.get(ns, "events")["items"]
+                if e["reason"] == "SuccessfulDelete"]
+    # Events are written in the background, possibly after the pods are gone.
+    eventually(lambda: "delete Pod web-2 in StatefulSet web successful" in delete_events(),
+               message="the SuccessfulDelete event of web-2")
 
 
 DB = """

@@ -35,8 +35,6 @@ def fake_client(api, clock) -> Client:
 # --- a real API server -------------------------------------------------------------------
 
 
-
-
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory):
     if not os.path.exists(KUBECTL):

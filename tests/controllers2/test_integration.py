@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import threading
@@ -325,6 +326,20 @@ def node_manifest(name: str, zone: str = "z1") -> dict:
                                                   "topology.kubernetes.io/zone": zone}}}
 
 
+@pytest.fixture
+def make_node(kubectl):
+    """Creates a Node (no kubelet), deleted after the test whatever its outcome: one left
+    behind turns Unknown and counts against its zone's health in the tests after."""
+    made = []
+
+    def make(name: str) -> None:
+        kubectl("apply", "-f", "-", input=json.dumps(node_manifest(name)))
+        made.append(name)
+    yield make
+    if made:
+        kubectl("delete", "node", *made, "--ignore-not-found", check=False)
+
+
 def renew_lease(pyclient, name: str) -> None:
     import kubernetes
     from datetime import datetime, timezone
@@ -342,6 +357,28 @@ def renew_lease(pyclient, name: str) -> None:
         if err.status != 404:
             raise
         coord.create_namespaced_lease("kube-node-lease", body)
+
+
+@contextlib.contextmanager
+def kubelets(pyclient, names: set):
+    """While the block runs, renew the Lease of every node in ``names`` each 0.5 s (well
+    within the 3 s grace), as its kubelet would; discard a name to silence that node."""
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(0.5):
+            for name in list(names):
+                try:
+                    renew_lease(pyclient, name)
+                except Exception:  # noqa: BLE001 - the next beat renews it
+                    pass
+    thread = threading.Thread(target=beat, name="test-kubelets", daemon=True)
+    thread.start()
+    try:
+        yield names
+    finally:
+        stop.set()
+        thread.join(30)
 
 
 def set_node_ready(pyclient, name: str) -> None:
@@ -365,9 +402,9 @@ def set_pod_status(pyclient, ns: str, name: str, *, ip: str, ready: bool) -> Non
                        {"type": "ContainersReady", "status": status}]}})
 
 
-def test_endpoints_follow_pod_readiness(kubectl, ns, pyclient):
+def test_endpoints_follow_pod_readiness(kubectl, ns, pyclient, make_node):
     node = "ep-" + uuid.uuid4().hex[:6]
-    kubectl("apply", "-f", "-", input=json.dumps(node_manifest(node)))
+    make_node(node)
     renew_lease(pyclient, node)
     kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
         "apiVersion": "v1", "kind": "Pod",
@@ -409,7 +446,6 @@ def test_endpoints_follow_pod_readiness(kubectl, ns, pyclient):
     assert endpoint["addresses"] == ["10.42.7.7"]
     assert endpoint["conditions"] == {"ready": True, "serving": True, "terminating": False}
     assert endpoint["nodeName"] == node and endpoint["zone"] == "z1"
-    kubectl("delete", "node", node)
 
 
 def test_selectorless_endpoints_are_mirrored(kubectl, ns):
@@ -442,57 +478,60 @@ def test_kubernetes_service_endpoints_point_at_the_api_server(kubectl):
 
 # --- nodes ---------------------------------------------------------------------------------------
 
-def test_silent_node_turns_unknown_and_its_pods_are_evicted(kubectl, ns, pyclient):
+def test_silent_node_turns_unknown_and_its_pods_are_evicted(kubectl, ns, pyclient, make_node):
     alive, dead = "alive-" + uuid.uuid4().hex[:5], "dead-" + uuid.uuid4().hex[:5]
-    for n in (alive, dead):
-        kubectl("apply", "-f", "-", input=json.dumps(node_manifest(n)))
-        set_node_ready(pyclient, n)
-        renew_lease(pyclient, n)
-    cidr = wait_for(lambda: get_json(kubectl, "node", dead)["spec"].get("podCIDR"),
-                    what="pod CIDR")
-    assert cidr.startswith("10.42.") and cidr.endswith("/24")
-    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "victim"},
-        "spec": {"nodeName": dead, "containers": [{"name": "c", "image": "busybox"}],
-                 "tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists",
-                                  "effect": "NoExecute", "tolerationSeconds": 2}]}}))
-    set_pod_status(pyclient, ns, "victim", ip="10.42.9.9", ready=True)
+    # Both nodes' kubelets run until the pod is set up, however long that takes: the dead
+    # node must turn Unknown only once its pod is Ready, for the pod to be marked not ready.
+    with kubelets(pyclient, set()) as beating:
+        for n in (alive, dead):
+            make_node(n)
+            set_node_ready(pyclient, n)
+            renew_lease(pyclient, n)
+            beating.add(n)
+        cidr = wait_for(lambda: get_json(kubectl, "node", dead)["spec"].get("podCIDR"),
+                        what="pod CIDR")
+        assert cidr.startswith("10.42.") and cidr.endswith("/24")
+        kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "victim"},
+            "spec": {"nodeName": dead, "containers": [{"name": "c", "image": "busybox"}],
+                     "tolerations": [{"key": "node.kubernetes.io/unreachable",
+                                      "operator": "Exists", "effect": "NoExecute",
+                                      "tolerationSeconds": 2}]}}))
+        set_pod_status(pyclient, ns, "victim", ip="10.42.9.9", ready=True)
+        beating.discard(dead)    # only the dead node falls silent
 
-    def dead_and_tainted():
-        renew_lease(pyclient, alive)    # only the dead node stays silent
-        node = get_json(kubectl, "node", dead)
+        def dead_and_tainted():
+            node = get_json(kubectl, "node", dead)
+            ready = {c["type"]: c for c in node["status"]["conditions"]}["Ready"]
+            taints = {(t["key"], t["effect"]) for t in node["spec"].get("taints") or []}
+            if ready["status"] == "Unknown" and \
+                    ("node.kubernetes.io/unreachable", "NoExecute") in taints:
+                return node
+            return None
+        node = wait_for(dead_and_tainted, timeout=40, what="node Unknown and tainted")
         ready = {c["type"]: c for c in node["status"]["conditions"]}["Ready"]
-        taints = {(t["key"], t["effect"]) for t in node["spec"].get("taints") or []}
-        if ready["status"] == "Unknown" and \
-                ("node.kubernetes.io/unreachable", "NoExecute") in taints:
-            return node
-        return None
-    node = wait_for(dead_and_tainted, timeout=40, what="node Unknown and tainted")
-    ready = {c["type"]: c for c in node["status"]["conditions"]}["Ready"]
-    assert ready["reason"] == "NodeStatusUnknown"
-    assert ready["message"] == "Kubelet stopped posting node status."
+        assert ready["reason"] == "NodeStatusUnknown"
+        assert ready["message"] == "Kubelet stopped posting node status."
 
-    def evicted():
-        renew_lease(pyclient, alive)
+        def evicted():
+            pod = get_json(kubectl, "pod", "victim", "-n", ns, check=False)
+            return pod is None or pod["metadata"].get("deletionTimestamp")
+        wait_for(evicted, timeout=30, what="pod evicted")
         pod = get_json(kubectl, "pod", "victim", "-n", ns, check=False)
-        return pod is None or pod["metadata"].get("deletionTimestamp")
-    wait_for(evicted, timeout=30, what="pod evicted")
-    pod = get_json(kubectl, "pod", "victim", "-n", ns, check=False)
-    if pod is not None:
-        conds = {c["type"]: c for c in pod["status"]["conditions"]}
-        assert conds["DisruptionTarget"]["reason"] == "DeletionByTaintManager"
-        assert conds["Ready"]["status"] == "False"
-    alive_node = get_json(kubectl, "node", alive)
-    assert {c["type"]: c for c in alive_node["status"]["conditions"]}["Ready"]["status"] == \
-        "True"
-    kubectl("delete", "node", alive, dead)
+        if pod is not None:
+            conds = {c["type"]: c for c in pod["status"]["conditions"]}
+            assert conds["DisruptionTarget"]["reason"] == "DeletionByTaintManager"
+            assert conds["Ready"]["status"] == "False"
+        alive_node = get_json(kubectl, "node", alive)
+        assert {c["type"]: c for c in alive_node["status"]["conditions"]}["Ready"]["status"] == \
+            "True"
 
 
 # --- volumes ---------------------------------------------------------------------------------
 
-def test_pvc_gets_a_local_path_volume(kubectl, ns, pyclient):
+def test_pvc_gets_a_local_path_volume(kubectl, ns, pyclient, make_node):
     node = "vol-" + uuid.uuid4().hex[:6]
-    kubectl("apply", "-f", "-", input=json.dumps(node_manifest(node)))
+    make_node(node)
     wait_for(lambda: get_json(kubectl, "storageclass", "local-path", check=False),
              what="local-path storage class")
     sc = get_json(kubectl, "storageclass", "local-path")
@@ -527,14 +566,13 @@ def test_pvc_gets_a_local_path_volume(kubectl, ns, pyclient):
     kubernetes.client.CoreV1Api(pyclient).patch_namespaced_pod_status(
         helper, "kube-system", {"status": {"phase": "Succeeded"}})
     wait_for(lambda: gone(kubectl, "pv", pv["metadata"]["name"]), what="volume deleted")
-    kubectl("delete", "node", node)
 
 
 # --- disruption ---------------------------------------------------------------------------------
 
-def test_pdb_status_counts_healthy_pods(kubectl, ns, pyclient):
+def test_pdb_status_counts_healthy_pods(kubectl, ns, pyclient, make_node):
     node = "pdb-" + uuid.uuid4().hex[:6]
-    kubectl("apply", "-f", "-", input=json.dumps(node_manifest(node)))
+    make_node(node)
     for i in range(3):
         kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
             "apiVersion": "v1", "kind": "Pod",
@@ -548,9 +586,11 @@ def test_pdb_status_counts_healthy_pods(kubectl, ns, pyclient):
     def status():
         pdb = get_json(kubectl, "pdb", "db", "-n", ns)
         st = pdb.get("status") or {}
-        return st if st.get("expectedPods") == 3 and st.get("observedGeneration") else None
-    st = wait_for(status, what="pdb status")
-    assert (st["currentHealthy"], st["desiredHealthy"], st["disruptionsAllowed"]) == (3, 2, 1)
+        # The first status may predate the controller seeing the last pod Ready.
+        return st if st.get("expectedPods") == 3 and st.get("observedGeneration") \
+            and st.get("currentHealthy") == 3 else None
+    st = wait_for(status, what="pdb status with 3 healthy pods")
+    assert (st["desiredHealthy"], st["disruptionsAllowed"]) == (2, 1)
     cond = {c["type"]: c for c in st["conditions"]}["DisruptionAllowed"]
     assert (cond["status"], cond["reason"]) == ("True", "SufficientPods")
     set_pod_status(pyclient, ns, "db-2", ip="10.42.8.3", ready=False)
@@ -566,7 +606,6 @@ def test_pdb_status_counts_healthy_pods(kubectl, ns, pyclient):
     allowed, message = pdb_allows_eviction(pod, [get_json(kubectl, "pdb", "db", "-n", ns)])
     assert not allowed
     assert message == "Cannot evict pod as it would violate the pod's disruption budget."
-    kubectl("delete", "node", node)
 
 
 # --- jobs and quotas ------------------------------------------------------------------------------
@@ -596,7 +635,12 @@ def test_quota_usage_drops_when_objects_go(kubectl, ns):
         q = get_json(kubectl, "quota", "q", "-n", ns)
         u = (q.get("status") or {}).get("used") or {}
         return u if u.get("configmaps") == n else None
-    base = int(wait_for(lambda: (get_json(kubectl, "quota", "q", "-n", ns).get("status") or {})
-                        .get("used", {}).get("configmaps"), what="quota usage"))
+
+    def counted():
+        # Usage is refreshed in the background after each create: wait until it counts
+        # every configmap there is (ours and the namespace's kube-root-ca.crt).
+        names = {c["metadata"]["name"] for c in get_json(kubectl, "configmaps", "-n", ns)["items"]}
+        return {"one", "two", "kube-root-ca.crt"} <= names and used(str(len(names))) and len(names)
+    base = wait_for(counted, what="quota usage counting every configmap")
     kubectl("delete", "configmap", "one", "-n", ns)
     wait_for(lambda: used(str(base - 1)), what="usage replenished")

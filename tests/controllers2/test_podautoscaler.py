@@ -227,9 +227,10 @@ async def test_kubectl_autoscale_grows_and_shrinks_a_deployment(cluster, ns):
             return d["spec"]["replicas"] == 1
 
         await poll(shrunk, "the deployment to shrink to 1")
-        all_events = kubectl_json(cluster, "events", "-n", ns)["items"]
-        assert any(e["message"] == "New size: 1; reason: All metrics below target"
-                   for e in all_events)
+        # The event is recorded after the scale is written, and sent in the background.
+        await poll(lambda: any(e["message"] == "New size: 1; reason: All metrics below target"
+                               for e in kubectl_json(cluster, "events", "-n", ns)["items"]),
+                   "the scale-down event")
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Callable, TypeVar
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 
@@ -27,6 +28,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+T = TypeVar("T")
+
+
+def start_on_free_port(start: Callable[[int], T], log_path: str, port: int | None = None,
+                       attempts: int = 3) -> T:
+    """``start(port)`` with ``port`` or a free one; ``start`` raises RuntimeError when its
+    server exits. A port is free when picked but the server binds it only later: if
+    another process took it in between (the server's log at ``log_path`` says "address
+    already in use"), start again on another free port."""
+    for attempt in range(attempts):
+        seen = os.path.getsize(log_path) if os.path.exists(log_path) else 0
+        try:
+            return start(port if port and attempt == 0 else free_port())
+        except RuntimeError:
+            with open(log_path, "rb") as f:
+                f.seek(seen)
+                taken = b"address already in use" in f.read()
+            if not taken or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 class Cluster:
     def __init__(self, data_dir: str, port: int):
         self.data_dir = data_dir
@@ -36,6 +59,14 @@ class Cluster:
         self.proc = None
 
     def start(self, extra=()):
+        """Start the API server on ``port``, or on another free one if that was taken
+        before the server bound it."""
+        def at(port: int) -> None:
+            self.port, self.url = port, f"https://127.0.0.1:{port}"
+            self._start(extra)
+        start_on_free_port(at, os.path.join(self.data_dir, "server.log"), self.port)
+
+    def _start(self, extra=()):
         log = open(os.path.join(self.data_dir, "server.log"), "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pyk8s.cli.main", "apiserver", "--data-dir",
