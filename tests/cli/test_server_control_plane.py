@@ -53,7 +53,10 @@ def test_manifests_apply_at_start_and_on_change(control_plane):
     kubectl, manifests = control_plane
     wait_for(lambda: kubectl("get", "cm", "from-manifest", check=False).returncode == 0,
              "the manifest's ConfigMap")
-    assert kubectl("get", "ns", "addons", check=False).returncode == 0
+    # the file's objects are applied one request at a time: the Namespace (second in
+    # the file) may land just after the ConfigMap
+    wait_for(lambda: kubectl("get", "ns", "addons", check=False).returncode == 0,
+             "the manifest's Namespace")
     (manifests / "app.yaml").write_text(
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-manifest}\ndata: {v: '2'}\n")
     wait_for(lambda: kubectl("get", "cm", "from-manifest", "-o",
@@ -74,5 +77,8 @@ def test_controllers_and_scheduler_run(control_plane):
         nodes = [p["spec"].get("nodeName") for p in pods["items"]]
         return len(nodes) == 2 and all(n == "n1" for n in nodes)
     wait_for(scheduled, "the deployment's pods to be created and scheduled")
-    events = kubectl("get", "events", "-o", "json").stdout
-    assert "ScalingReplicaSet" in events and "Successfully assigned default/web-" in events
+
+    def recorded():  # events are written in the background, after the actions
+        events = kubectl("get", "events", "-o", "json").stdout
+        return "ScalingReplicaSet" in events and "Successfully assigned default/web-" in events
+    wait_for(recorded, "the ScalingReplicaSet and Scheduled events")

@@ -11,7 +11,7 @@ from typing import Awaitable, Callable
 from pyk8s.kubelet import images
 
 
-async def poll(check: Callable[[], Awaitable], *, timeout: float = 10.0,
+async def poll(check: Callable[[], Awaitable], *, timeout: float = 30.0,
                interval: float = 0.05, what: str = "condition"):
     """Await `check()` until it returns something truthy; fail at the deadline."""
     deadline = time.monotonic() + timeout

@@ -135,7 +135,7 @@ async def test_nginx_serves_welcome_page_at_pod_ip(runtime: RemoteRuntime, pods)
             return (await asyncio.wait_for(reader.read(), timeout=5)).decode()
         finally:
             writer.close()
-    response = await poll(get, timeout=15, what=f"nginx on {pod.ip}:80")
+    response = await poll(get, timeout=30, what=f"nginx on {pod.ip}:80")
     assert response.startswith("HTTP/1.1 200")
     assert "<h1>Welcome to nginx!</h1>" in response
 

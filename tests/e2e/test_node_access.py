@@ -28,7 +28,9 @@ def test_logs_exec_and_stats_through_a_secured_kubelet(server):
     kubectl("run", "sleeper", "--image=busybox", "--restart=Never", "--",
             "sh", "-c", "echo started; sleep 3600")
     kubectl("wait", "--for=condition=Ready", "pod/sleeper", "--timeout=90s", timeout=100)
-    assert kubectl("logs", "sleeper").stdout == "started\n"
+    # Ready says the container runs, not that its shell has written its first line yet
+    wait_for(lambda: kubectl("logs", "sleeper").stdout == "started\n",
+             "the pod's output through kubectl logs", 30)
     assert kubectl("exec", "sleeper", "--", "echo", "hi").stdout == "hi\n"
     node = kubectl("get", "pod", "sleeper", "-o", "jsonpath={.spec.nodeName}").stdout
     summary = json.loads(kubectl("get", "--raw",

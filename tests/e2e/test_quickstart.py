@@ -5,6 +5,7 @@ and Service this test creates (their addresses are on this machine's pod bridge
 and redirected locally by kube-proxy's rules), and the node is reset afterwards.
 """
 import json
+import re
 import subprocess
 
 import pytest
@@ -30,8 +31,10 @@ def test_nginx_behind_a_service_answers(server):
                            capture_output=True, text=True)
         return "Welcome to nginx!" in r.stdout
     wait_for(curl, "the ClusterIP to answer", 30)
-    logs = kubectl("logs", "deployment/nginx").stdout
-    assert "nginx" in logs
+    # the pod kubectl picks may not be the one that answered: its start-up notices
+    # are written by nginx itself, after the container is reported running
+    wait_for(lambda: "nginx" in kubectl("logs", "deployment/nginx").stdout,
+             "nginx's own lines in kubectl logs", 30)
 
 
 def test_pods_resolve_services_by_name(server):
@@ -98,11 +101,28 @@ def test_logs_follow_until_the_container_ends(server):
 def test_drain_evicts_and_uncordon_brings_pods_back(server):
     kubectl = server
     node = kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}").stdout
-    out = kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--force",
-                  "--timeout=90s", timeout=120).stdout
-    assert f"node/{node} cordoned" in out and "evicting pod default/nginx-" in out
-    assert kubectl("get", "node", node, "-o", "jsonpath={.spec.unschedulable}").stdout == "true"
-    kubectl("uncordon", node)
+    try:
+        out = kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data",
+                      "--force", "--timeout=90s", timeout=120).stdout
+        assert f"node/{node} cordoned" in out and "evicting pod default/nginx-" in out
+        assert kubectl("get", "node", node, "-o",
+                       "jsonpath={.spec.unschedulable}").stdout == "true"
+        evicted = set(re.findall(r"evicting pod default/(nginx-\S+)", out))
+    finally:  # the session's only node: later tests need it schedulable
+        kubectl("uncordon", node, check=False)
+    replicas = int(kubectl("get", "deployment", "nginx", "-o",
+                           "jsonpath={.spec.replicas}").stdout)
+
+    # The Deployment's status may still be the one from before the drain (its
+    # controller writes it after the ReplicaSet's): wait for the pods themselves.
+    def back():
+        items = json.loads(kubectl("get", "pods", "-l", "app=nginx", "-o", "json").stdout)
+        ready = [p for p in items["items"] if p["metadata"]["name"] not in evicted
+                 and not p["metadata"].get("deletionTimestamp")
+                 and any(c["type"] == "Ready" and c["status"] == "True"
+                         for c in p["status"].get("conditions") or [])]
+        return len(ready) == replicas
+    wait_for(back, f"{replicas} new nginx pods to be Ready after the uncordon", 90)
     kubectl("rollout", "status", "deployment/nginx", "--timeout=90s", timeout=100)
 
 
@@ -110,13 +130,15 @@ def test_drain_respects_a_disruption_budget(server):
     kubectl = server
     node = kubectl("get", "nodes", "-o", "jsonpath={.items[0].metadata.name}").stdout
     kubectl("create", "pdb", "nginx", "--selector=app=nginx", "--min-available=100%")
-    wait_for(lambda: kubectl("get", "pdb", "nginx", "-o",
-                             "jsonpath={.status.observedGeneration}").stdout == "1",
-             "the disruption controller to observe the budget")
-    r = kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--force",
-                "--pod-selector=app=nginx", "--timeout=8s", check=False, timeout=60)
-    assert r.returncode != 0
-    assert "Cannot evict pod as it would violate the pod's disruption budget." in r.stderr
-    assert len(kubectl("get", "pods", "-l", "app=nginx", "-o", "name").stdout.split()) >= 2
-    kubectl("uncordon", node)
-    kubectl("delete", "pdb", "nginx")
+    try:
+        wait_for(lambda: kubectl("get", "pdb", "nginx", "-o",
+                                 "jsonpath={.status.observedGeneration}").stdout == "1",
+                 "the disruption controller to observe the budget")
+        r = kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--force",
+                    "--pod-selector=app=nginx", "--timeout=8s", check=False, timeout=60)
+        assert r.returncode != 0
+        assert "Cannot evict pod as it would violate the pod's disruption budget." in r.stderr
+        assert len(kubectl("get", "pods", "-l", "app=nginx", "-o", "name").stdout.split()) >= 2
+    finally:  # the drain cordoned the session's only node, whatever it evicted
+        kubectl("uncordon", node, check=False)
+        kubectl("delete", "pdb", "nginx", "--ignore-not-found", check=False)

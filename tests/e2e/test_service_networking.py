@@ -115,6 +115,16 @@ def test_headless_statefulset_and_external_name_resolve(server):
     kubectl("apply", "-f", "-", input=HEADLESS)
     kubectl("rollout", "status", "statefulset/db", "--timeout=120s", timeout=130)
     ip0 = kubectl("get", "pod", "db-0", "-o", "jsonpath={.status.podIP}").stdout
+
+    # DNS answers db-0 from the Service's EndpointSlices, which their controller
+    # writes after the pod turned Ready (what the rollout waited for)
+    def db0_published():
+        slices = json.loads(kubectl("get", "endpointslices", "-l",
+                                    "kubernetes.io/service-name=db", "-o", "json").stdout)
+        return any(ep.get("hostname") == "db-0" and ip0 in ep.get("addresses", [])
+                   and (ep.get("conditions") or {}).get("ready")
+                   for sl in slices["items"] for ep in sl.get("endpoints") or [])
+    wait_for(db0_published, "db-0's ready endpoint in the db Service's slices", 60)
     out = run_in_pod(kubectl, "resolver",
                      "nslookup db-0.db.default.svc.cluster.local && "
                      "nslookup alias.default.svc.cluster.local")

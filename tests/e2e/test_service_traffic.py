@@ -8,6 +8,7 @@ afterwards. Every other request goes to ClusterIPs, this node's own address or
 127.0.0.1.
 """
 import json
+import socket
 import subprocess
 import sys
 import uuid
@@ -39,6 +40,8 @@ spec:
           exec: {command: ["sh", "-c", "test -f /flags/`hostname`"]}
           periodSeconds: 1
           failureThreshold: 1
+          # one slow exec on a loaded machine must not make a ready pod leave
+          timeoutSeconds: 5
 ---
 apiVersion: v1
 kind: Service
@@ -188,6 +191,15 @@ def outside_host():
         sh("ip", "-n", netns, "route", "add", "10.42.0.0/16", "via", host_ip)
         proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", SERVER,
                                  outside_ip])
+
+        def listening():  # the pod's first try must find the server up
+            assert proc.poll() is None, "the outside host's server exited"
+            try:
+                with socket.create_connection((outside_ip, 8080), timeout=2) as conn:
+                    return conn.recv(64).strip() == host_ip.encode()
+            except OSError:
+                return False
+        wait_for(listening, "the outside host's server to listen", 30)
         yield host_ip, outside_ip
     finally:
         if proc is not None:

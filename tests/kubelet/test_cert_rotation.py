@@ -198,8 +198,10 @@ async def test_rotation_before_expiry_keeps_the_node_authenticated(api, tmp_path
     node = "exp-" + uuid.uuid4().hex[:6]
     path = str(tmp_path / "kubelet.kubeconfig")
     now = datetime.datetime.now(UTC)
-    old = mint_node_kubeconfig(api, node, path, not_before=now - datetime.timedelta(seconds=60),
-                               not_after=now + datetime.timedelta(seconds=5))
+    # past its deadline (at most 90 % of 315 s), and 15 s left for the renewal
+    # (CSR, approval, signing) before it expires
+    old = mint_node_kubeconfig(api, node, path, not_before=now - datetime.timedelta(seconds=300),
+                               not_after=now + datetime.timedelta(seconds=15))
     with open(path) as f:
         old_kubeconfig = f.read()
     async with Client(load_config(path)) as client:

@@ -28,7 +28,7 @@ def get(cluster, ns: str, name: str) -> dict:
     return cluster.json("get", "pod", name, "-n", ns)
 
 
-def wait_phase(cluster, ns: str, name: str, phases: tuple[str, ...], timeout: float = 30):
+def wait_phase(cluster, ns: str, name: str, phases: tuple[str, ...], timeout: float = 60):
     def check():
         p = get(cluster, ns, name)
         return p if p["status"].get("phase") in phases else None
@@ -47,12 +47,13 @@ def test_an_nginx_pod_runs_and_answers_on_its_pod_ip(cluster, kubelet, ns):
     assert "Running" in wide and ip in wide and kubelet.name in wide
 
     async def fetch():
+        deadline = time.monotonic() + 30  # nginx may take a moment to listen
         async with aiohttp.ClientSession() as s:
-            for _ in range(50):  # nginx may take a moment to listen
+            while time.monotonic() < deadline:
                 try:
                     async with s.get(f"http://{ip}/", timeout=aiohttp.ClientTimeout(2)) as r:
                         return r.status, await r.text()
-                except aiohttp.ClientConnectionError:
+                except (aiohttp.ClientConnectionError, asyncio.TimeoutError):
                     await asyncio.sleep(0.1)
         raise AssertionError(f"nginx on {ip} never answered")
 
@@ -103,14 +104,18 @@ def test_a_crashing_container_restarts_with_back_off(cluster, kubelet, ns):
         out = cluster.kubectl("get", "pod", "crash", "-n", ns, "--no-headers").stdout
         return out if "CrashLoopBackOff" in out else None
 
-    line = _wait(backing_off, timeout=30, what="CrashLoopBackOff", interval=0.2)
+    line = _wait(backing_off, timeout=60, what="CrashLoopBackOff", interval=0.2)
     assert line.split()[0] == "crash"
     [cs] = get(cluster, ns, "crash")["status"]["containerStatuses"]
     assert cs["restartCount"] >= 1
     assert cs["lastState"]["terminated"]["exitCode"] == 3
     assert cs["state"]["waiting"]["message"].startswith("back-off 10s restarting failed")
-    events = cluster.kubectl("get", "events", "-n", ns).stdout
-    assert "BackOff" in events and "Back-off restarting failed container c" in events
+
+    # the kubelet writes its events in the background, apart from the pod's status
+    def backoff_event():
+        events = cluster.kubectl("get", "events", "-n", ns).stdout
+        return "BackOff" in events and "Back-off restarting failed container c" in events
+    _wait(backoff_event, timeout=30, what="the BackOff event")
     # the previous run's output stays readable
     assert read_logs(kubelet, ns, "crash", "c", previous=True) == (200, "boom\n")
 
@@ -156,11 +161,13 @@ def test_deletion_stops_containers_within_the_grace_period(cluster, kubelet, ns)
     start = time.monotonic()
     cluster.kubectl("delete", "pod", "slow", "quick", "-n", ns, timeout=60)
     took = time.monotonic() - start
-    assert 2.5 < took < 9, took  # waited out the grace period, then killed
+    # waited out the 3 s grace period, then killed: well before the default 30 s
+    assert 2.5 < took < 20, took
     assert cluster.kubectl("get", "pod", "slow", "-n", ns, check=False).returncode != 0
-    _wait(lambda: _pod_containers(kubelet, slow["metadata"]["uid"]) == [], timeout=10,
+    _wait(lambda: _pod_containers(kubelet, slow["metadata"]["uid"]) == [], timeout=30,
           what="the pod's containers to be removed")
-    assert "Stopping container c" in cluster.kubectl("get", "events", "-n", ns).stdout
+    _wait(lambda: "Stopping container c" in cluster.kubectl("get", "events", "-n", ns).stdout,
+          timeout=30, what="the Killing event")
 
 
 def test_a_restarted_kubelet_adopts_its_pods(cluster, kubelet, ns):
@@ -177,7 +184,7 @@ def test_a_restarted_kubelet_adopts_its_pods(cluster, kubelet, ns):
         text = kubelet.log.read_text()[mark:]
         return f"pod keep_{ns}({uid}): adopted 1 running container(s)" in text
 
-    _wait(adopted, timeout=20, what="the restarted kubelet to sync the pod")
+    _wait(adopted, timeout=60, what="the restarted kubelet to sync the pod")
     [again] = get(cluster, ns, "keep")["status"]["containerStatuses"]
     assert again["containerID"] == cs["containerID"]
     assert again["restartCount"] == 0 and "running" in again["state"]
@@ -185,7 +192,7 @@ def test_a_restarted_kubelet_adopts_its_pods(cluster, kubelet, ns):
     assert f"containerd://{container.id}" == cs["containerID"]
     # and the new kubelet controls the pod
     cluster.kubectl("delete", "pod", "keep", "-n", ns, "--grace-period=1", timeout=60)
-    _wait(lambda: _pod_containers(kubelet, uid) == [], timeout=10,
+    _wait(lambda: _pod_containers(kubelet, uid) == [], timeout=30,
           what="the pod's containers to be removed")
 
 

@@ -80,10 +80,13 @@ def test_a_best_effort_pod_is_evicted_while_the_node_reports_disk_pressure(clust
     c = _wait(pressure, timeout=30, what="DiskPressure on the node", interval=0.5)
     assert c["reason"] == "KubeletHasDiskPressure"
     assert c["message"] == "kubelet has disk pressure"
-    events = cluster.json("get", "events", "-n", ns, "--field-selector",
-                          "involvedObject.name=victim")["items"]
-    assert any(e["reason"] == "Evicted" and e["type"] == "Warning" and e["message"] == message
-               for e in events)
+
+    def evicted_event():  # the kubelet writes its events in the background
+        events = cluster.json("get", "events", "-n", ns, "--field-selector",
+                              "involvedObject.name=victim")["items"]
+        return any(e["reason"] == "Evicted" and e["type"] == "Warning"
+                   and e["message"] == message for e in events)
+    _wait(evicted_event, timeout=30, what="the Evicted event", interval=0.5)
 
     # a new pod is refused while the node is under disk pressure
     run_pod(cluster, kubelet, ns, "late")

@@ -102,8 +102,22 @@ async def test_hpa_grows_a_busy_deployment_to_its_maximum(cluster, kubelet, ns):
             assert asyncio.get_running_loop().time() < deadline, \
                 (await kubectl("describe", "hpa", "burn", "-n", ns)).stdout
             await asyncio.sleep(1)
-        hpa = json.loads((await kubectl("get", "hpa", "burn", "-n", ns, "-o", "json")).stdout)
-        [metric] = hpa["status"]["currentMetrics"]
+
+        # the controller writes the HPA's status after the new scale: poll for the
+        # status of the decision to go to 3, with the metric behind it
+        def decided():
+            hpa = json.loads(cluster.kubectl("get", "hpa", "burn", "-n", ns, "-o",
+                                             "json").stdout)
+            status = hpa.get("status") or {}
+            return status if status.get("desiredReplicas") == 3 and \
+                status.get("currentMetrics") else None
+
+        deadline = asyncio.get_running_loop().time() + 60
+        while not (status := await asyncio.to_thread(decided)):
+            assert asyncio.get_running_loop().time() < deadline, \
+                (await kubectl("describe", "hpa", "burn", "-n", ns)).stdout
+            await asyncio.sleep(0.5)
+        [metric] = status["currentMetrics"]
         assert metric["resource"]["current"]["averageUtilization"] > 50
 
         def rescaled():  # events are written in the background: poll for them

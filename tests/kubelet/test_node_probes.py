@@ -20,14 +20,16 @@ def condition(p: dict, kind: str) -> str | None:
 
 
 def test_readiness_gates_the_ready_condition(cluster, kubelet, ns):
-    script = "sleep 4; touch /tmp/ready; exec sleep 3600"
+    # the probe passes only once the test has made the file: the pod stays not
+    # ready until then, however late its Running status arrives
     apply(cluster, ns, kubelet, "slow", [{
-        "name": "app", "image": "busybox", "command": ["sh", "-c", script],
+        "name": "app", "image": "busybox", "command": ["sleep", "3600"],
         "readinessProbe": {"exec": {"command": ["test", "-f", "/tmp/ready"]},
                            "periodSeconds": 1}}])
     p = wait_phase(cluster, ns, "slow", ("Running",))
     assert condition(p, "Ready") == "False"
     assert p["status"]["containerStatuses"][0]["ready"] is False
+    cluster.kubectl("exec", "slow", "-n", ns, "--", "touch", "/tmp/ready")
 
     def ready():
         q = get(cluster, ns, "slow")
@@ -78,13 +80,14 @@ def test_a_failing_liveness_probe_restarts_the_container(cluster, kubelet, ns):
         return q if statuses and statuses[0].get("restartCount", 0) >= 1 else None
     _wait(restarted, timeout=60, what="a liveness restart", interval=0.5)
 
-    def events():
+    def events():  # written in the background: poll for both
         out = cluster.json("get", "events", "-n", ns,
                            "--field-selector", "involvedObject.name=sick")
         messages = [e.get("message", "") for e in out["items"]]
         return messages if any("failed liveness probe, will be restarted" in m
-                               for m in messages) else None
-    messages = _wait(events, timeout=20, what="the liveness events", interval=0.5)
+                               for m in messages) and any(
+            m.startswith("Liveness probe failed: cat:") for m in messages) else None
+    messages = _wait(events, timeout=60, what="the liveness events", interval=0.5)
     assert "Container app failed liveness probe, will be restarted" in messages
     assert any(m.startswith("Liveness probe failed: cat: can't open '/tmp/healthy'")
                for m in messages), messages

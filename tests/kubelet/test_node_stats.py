@@ -78,7 +78,7 @@ def test_pod_proxy_reaches_nginx_in_a_real_pod(cluster, kubelet, ns):
         r = raw(cluster, f"/api/v1/namespaces/{ns}/pods/web/proxy/", check=False)
         return r.stdout if r.returncode == 0 else None
 
-    assert "Welcome to nginx!" in _wait(page, timeout=20, what="nginx through the proxy",
+    assert "Welcome to nginx!" in _wait(page, timeout=60, what="nginx through the proxy",
                                         interval=0.3)
     r = raw(cluster, f"/api/v1/namespaces/{ns}/pods/web:80/proxy/missing", check=False)
     assert r.returncode != 0 and "NotFound" in r.stderr, r.stderr

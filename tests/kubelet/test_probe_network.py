@@ -27,9 +27,9 @@ async def http_server():
     app.add_routes([web.get("/ok", ok), web.get("/broken", broken), web.get("/away", away)])
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield port, seen
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()  # on a port the kernel picks, read back: no port to race for
+    yield site._server.sockets[0].getsockname()[1], seen
     await runner.cleanup()
 
 

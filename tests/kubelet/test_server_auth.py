@@ -13,7 +13,6 @@ from aiohttp import web
 from pyk8s.kubelet.auth import SECURE, AuthConfig, KubeletAuth, request_attributes
 from pyk8s.kubelet.server import make_app, ssl_context
 from pyk8s.pki import issue, make_ca
-from support.cluster import free_port
 
 
 class Reviews:
@@ -67,9 +66,10 @@ async def serve(pki, reviews: Reviews, config: AuthConfig = SECURE):
     runner = web.AppRunner(make_app(Logs(), middlewares=[auth.middleware]),
                            handle_signals=False)
     await runner.setup()
-    port = free_port()
     context = ssl_context(*pki["serving"], pki["ca"][0])
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()  # on a port the kernel picks, read back: no port to race for
+    port = site._server.sockets[0].getsockname()[1]
     return runner, f"https://127.0.0.1:{port}"
 
 
