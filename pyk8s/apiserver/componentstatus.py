@@ -62,6 +62,7 @@ def _lease_probe(server: "APIServer", lease_name: str) -> Callable[[], Awaitable
         store = server.stores.get(("coordination.k8s.io", "v1", "leases"))
         if store is None:
             return "Unknown", "", "the Lease resource is not served"
+        await store.watchcache.sync()  # a consistent read, as GenericStore.get
         lease = store.cache.objects.get(store.key("kube-system", lease_name))
         where = f"kube-system/{lease_name}"
         if lease is None:
