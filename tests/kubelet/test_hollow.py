@@ -121,9 +121,11 @@ def test_hollow_nodes_register_ready_and_hold_their_leases(cluster):
         assert lease["spec"]["holderIdentity"] == "hollow-small-4"
         assert lease["metadata"]["ownerReferences"][0]["uid"] == node["metadata"]["uid"]
         first = lease["spec"]["renewTime"]
-        time.sleep(5)
+        time.sleep(5)  # held across two and a half renew periods
         ages = lease_ages(cluster, "hollow-small-")
-        assert max(ages.values()) < 4, ages  # each renewed within its 2 s period
+        # each renewed every 2 s: none older than three periods (a renewal may wait on
+        # a busy API server), all well inside the 8 s lease
+        assert max(ages.values()) < 6, ages
         again = get_json(cluster, "lease", "-n", "kube-node-lease", "hollow-small-4")
         assert again["spec"]["renewTime"] > first
 
