@@ -59,7 +59,7 @@ import orjson
 
 from ...api import cel, selectors
 from . import Plugin, Request
-from .webhooks import GROUP, _authorize, _selector_matches, cel_request, rule_matches
+from .webhooks import GROUP, authorize_check, cel_request, rule_matches, selector_matches
 
 log = logging.getLogger(__name__)
 POLICIES = "validatingadmissionpolicies"
@@ -160,13 +160,13 @@ class ValidatingAdmissionPolicy(Plugin):
             else:
                 labels = ((self._namespace(req.namespace) or {}).get("metadata") or {}) \
                     .get("labels") or {}
-            if not _selector_matches(match.get("namespaceSelector"), labels):
+            if not selector_matches(match.get("namespaceSelector"), labels):
                 return False
         selector = match.get("objectSelector")
         labels = ((req.current() or {}).get("metadata") or {}).get("labels") or {}
         old_labels = ((req.old or {}).get("metadata") or {}).get("labels") or {}
-        if not (_selector_matches(selector, labels) or
-                (req.old is not None and _selector_matches(selector, old_labels))):
+        if not (selector_matches(selector, labels) or
+                (req.old is not None and selector_matches(selector, old_labels))):
             return False
         equivalent = match.get("matchPolicy", "Equivalent") == "Equivalent"
         if any(self._rule_matches(r, req, equivalent)
@@ -248,7 +248,7 @@ class ValidatingAdmissionPolicy(Plugin):
         data = {"object": req.obj if req.operation != "DELETE" else None,
                 "oldObject": req.old, "request": cel_request(req),
                 "namespaceObject": ns, "params": param}
-        authz = functools.partial(_authorize, self.server, req.user)
+        authz = functools.partial(authorize_check, self.server, req.user)
         scope = _Variables(spec.get("variables") or [], data, authz)
         # matchConditions: any false skips; errors honour failurePolicy.
         errs: list[str] = []

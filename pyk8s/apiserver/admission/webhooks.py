@@ -89,7 +89,9 @@ def rule_matches(rule: dict, req: Request, namespaced: bool) -> bool:
     return True
 
 
-def _selector_matches(selector: dict | None, labels: dict) -> bool:
+def selector_matches(selector: dict | None, labels: dict) -> bool:
+    """Whether ``labels`` match a webhook's or policy's namespace/object selector
+    (an empty or missing selector matches everything)."""
     if not selector:
         return True
     return selectors.label_selector_from_dict(selector).matches(labels or {})
@@ -130,14 +132,14 @@ class _Webhooks(Plugin):
         webhook's failurePolicy is Fail.
         """
         namespaced = bool(req.namespace) or req.is_("", "namespaces")
-        if namespaced and not _selector_matches(hook.get("namespaceSelector"),
+        if namespaced and not selector_matches(hook.get("namespaceSelector"),
                                                 self._namespace_labels(req) or {}):
             return False
         labels = ((req.current() or {}).get("metadata") or {}).get("labels") or {}
         old_labels = ((req.old or {}).get("metadata") or {}).get("labels") or {}
-        if not (_selector_matches(hook.get("objectSelector"), labels) or
+        if not (selector_matches(hook.get("objectSelector"), labels) or
                 (req.old is not None and
-                 _selector_matches(hook.get("objectSelector"), old_labels))):
+                 selector_matches(hook.get("objectSelector"), old_labels))):
             return False
         if not any(rule_matches(r, req, bool(req.namespace)) for r in hook.get("rules") or ()):
             return False
@@ -149,7 +151,7 @@ class _Webhooks(Plugin):
         variables = {"object": req.obj if req.operation != "DELETE" else None,
                      "oldObject": req.old, "request": cel_request(req),
                      "namespaceObject": None}
-        authz = functools.partial(_authorize, self.server, req.user)
+        authz = functools.partial(authorize_check, self.server, req.user)
         errs: list[str] = []
         for condition in conditions:
             try:
@@ -193,7 +195,7 @@ class _Webhooks(Plugin):
         return response
 
 
-def _authorize(server: "APIServer", user: UserInfo | None, check: dict) -> tuple[bool, str]:
+def authorize_check(server: "APIServer", user: UserInfo | None, check: dict) -> tuple[bool, str]:
     """A match condition's ``authorizer`` check, answered as upstream's union
     authorizer would for the requesting user (or the service account named)."""
     if check.get("serviceAccount"):
