@@ -4,7 +4,8 @@ Flags follow upstream's kubelet where one exists (--kubeconfig, --node-ip,
 --pod-cidr, --container-runtime-endpoint, --cluster-dns, --cluster-domain,
 --address, --port, --tls-cert-file, --tls-private-key-file, --client-ca-file,
 --anonymous-auth, --authentication-token-webhook, --authorization-mode,
---pod-manifest-path, --file-check-frequency, --sync-frequency, --eviction-hard,
+--pod-manifest-path, --file-check-frequency, --manifest-url, --manifest-url-header,
+--http-check-frequency, --sync-frequency, --eviction-hard,
 --eviction-soft, --eviction-soft-grace-period, --eviction-max-pod-grace-period,
 --eviction-minimum-reclaim, --eviction-pressure-transition-period); eviction flags
 are refused as upstream's ParseThresholdConfig refuses them (a soft threshold
@@ -63,6 +64,20 @@ eviction_grace_periods = _flag(eviction.parse_grace_periods)
 eviction_minimum_reclaim = _flag(eviction.parse_minimum_reclaims)
 
 
+def url_headers(text: str) -> list[tuple[str, str]]:
+    """`a:hello,b:again` as (name, value) pairs (upstream's
+    ColonSeparatedMultimapStringString; the flag may repeat, its pairs add up)."""
+    pairs = []
+    for pair in text.split(","):
+        if not pair:
+            continue
+        name, colon, value = pair.partition(":")
+        if not colon:
+            raise argparse.ArgumentTypeError("malformed pair, expect string:string")
+        pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
 def go_bool(text: str) -> bool:
     """A boolean flag value as Go's strconv.ParseBool reads it."""
     if text in ("1", "t", "T", "true", "TRUE", "True"):
@@ -102,6 +117,13 @@ def parser() -> argparse.ArgumentParser:
                    help="static pod manifests (default <data-dir>/agent/manifests)")
     p.add_argument("--file-check-frequency", type=duration, default=20.0,
                    help="how often the manifest directory is read again (default 20s)")
+    p.add_argument("--manifest-url", default="",
+                   help="URL for accessing additional Pod specifications to run")
+    p.add_argument("--manifest-url-header", type=url_headers, action="append", default=[],
+                   help="comma-separated name:value HTTP headers for --manifest-url, e.g. "
+                        "'a:hello,b:again'; may repeat, a repeated name adds a value")
+    p.add_argument("--http-check-frequency", type=duration, default=20.0,
+                   help="how often the manifest URL is fetched again (default 20s)")
     p.add_argument("--sync-frequency", type=duration, default=60.0,
                    help="max period between syncing a pod and its config (default 1m0s)")
     p.add_argument("--eviction-hard", type=eviction_hard, default=DEFAULT_EVICTION_HARD,
@@ -137,6 +159,9 @@ def settings_from(args: argparse.Namespace) -> KubeletSettings:
         address=args.address, port=args.port,
         static_pod_path=Path(args.pod_manifest_path).absolute() if args.pod_manifest_path
         else None, file_check_frequency=args.file_check_frequency,
+        manifest_url=args.manifest_url,
+        manifest_url_header=tuple(h for flag in args.manifest_url_header for h in flag),
+        http_check_frequency=args.http_check_frequency,
         sync_frequency=args.sync_frequency, eviction_hard=args.eviction_hard,
         eviction_soft=args.eviction_soft,
         eviction_soft_grace_period=args.eviction_soft_grace_period,

@@ -8,8 +8,9 @@ the runtime (`runtimepods`), generate the API status (`podstatus`) for the
 second and wakes the workers of pods whose containers changed; housekeeping
 removes what the runtime holds for pods the API no longer knows; the node's
 registration, status and lease run beside them; `read_logs` serves container logs.
-Static pods (`staticpods`: manifest files read every `file_check_frequency`) join
-the API's pods in the same workers; their mirror pods in the API carry their
+Static pods (`staticpods`: manifest files read every `file_check_frequency`, the
+manifest URL fetched every `http_check_frequency`) join the API's pods in the same
+workers; their mirror pods in the API carry their
 status and are never run. The eviction manager (`eviction`) watches the node's
 signals, feeds the pressure conditions of the node status, evicts one pod per pass
 and refuses new pods under pressure (their status Failed/Evicted).
@@ -22,7 +23,8 @@ Invariants:
 - Pods are adopted, never restarted, when the kubelet starts again: a worker's
   first sync compares the pod with what the runtime already runs.
 - Runtime leftovers of unknown pods are removed only after the informer has listed
-  (so a restart never mistakes a running pod for an orphan).
+  and every static pod source answered once (so a restart never mistakes a running
+  pod for an orphan).
 - Static pods run without the API server: a failed mirror-pod write is logged and
   retried at the next sync, never an error of the pod.
 """
@@ -110,9 +112,11 @@ class Kubelet:
                                 volume_mounts=self.volumes.mounts, host_ips=self.host_ips,
                                 memory_capacity=machine.memory, allocatable=allocatable,
                                 probe_network=network, services=self._services)
-        # static pods (from manifest files) and their mirror pods in the API
+        # static pods (from manifest files and the manifest URL) and their mirror pods
+        url = staticpods.ManifestURL(settings.manifest_url, settings.manifest_url_header) \
+            if settings.manifest_url else None
         self.static = staticpods.StaticPodSource(settings.manifests_dir, settings.node_name,
-                                                 clock=clock)
+                                                 clock=clock, url=url)
         self.mirrors = staticpods.MirrorPods(client, settings.node_name)
         self.status_manager = StatusManager(client, clock=clock, get_pod=self._api_pod,
                                             sync_period=settings.status_sync_period)
@@ -231,7 +235,13 @@ class Kubelet:
 
     async def sync_static_pods(self) -> None:
         """Read the manifest directory; start new static pods, stop removed ones."""
-        changes = await self.static.read()
+        self._static_changed(await self.static.read())
+
+    async def sync_url_pods(self) -> None:
+        """Fetch the manifest URL; start new static pods, stop removed ones."""
+        self._static_changed(await self.static.fetch())
+
+    def _static_changed(self, changes: staticpods.Changes) -> None:
         for pod in changes.removed:
             log.info("static pod %s: manifest removed", pods.full_name(pod))
             uid = pods.uid(pod)
@@ -249,6 +259,15 @@ class Kubelet:
                 await self.sync_static_pods()
             except Exception:  # noqa: BLE001 - the next read may work
                 log.exception("reading static pod manifests failed")
+
+    async def _url_pods(self) -> None:
+        """The manifest URL, fetched at once and then every http_check_frequency."""
+        while True:
+            try:
+                await self.sync_url_pods()
+            except Exception:  # noqa: BLE001 - the next fetch may work
+                log.exception("reading static pods from the manifest URL failed")
+            await self.clock.sleep(self.settings.http_check_frequency)
 
     async def _sync_mirror(self, pod: dict) -> bool:
         """Create (or replace) the static pod's mirror; False if the API did not take it
@@ -325,6 +344,8 @@ class Kubelet:
                           "node status": self.node_status.run(), "node lease": self.lease.run(),
                           "static pods": self._static_pods(),
                           "eviction manager": self.eviction.run()}
+            if self.static.url is not None:
+                background["static pods from the URL"] = self._url_pods()
             self._tasks = [asyncio.create_task(c, name=f"kubelet {n}")
                            for n, c in background.items()]
         self.service_informer.start()
@@ -490,8 +511,8 @@ class Kubelet:
 
     async def housekeeping(self) -> list[str]:
         """Remove runtime pods the API does not know; returns their UIDs."""
-        if not self.informer.has_synced:
-            return []
+        if not self.informer.has_synced or not self.static.listed:
+            return []  # upstream waits for every pod source (sourcesReady)
         await self._delete_orphaned_mirrors()
         removed = []
         for uid, rp in (await runtimepods.list_runtime_pods(self.runtime)).items():
@@ -668,7 +689,7 @@ async def run(settings: KubeletSettings, *, kubeconfig: str | None = None, clien
     from pyk8s.client.config import load_config
     from pyk8s.client.rest import Client
     from pyk8s.cri.containerd import remove_cgroup_parent
-    from pyk8s.kubelet import node, portforward, server, stats, streaming
+    from pyk8s.kubelet import node, portforward, server, stats, streaming, syslogs
 
     machine = await asyncio.to_thread(nodestatus.read_machine_info, settings.data_dir)
     if not settings.node_ip:
@@ -715,6 +736,8 @@ async def run(settings: KubeletSettings, *, kubeconfig: str | None = None, clien
         setups: list[server.AppSetup] = [streaming.routes(kubelet)]
         setups.append(portforward.routes(kubelet))
         setups.append(stats.routes(kubelet))
+        setups.append(syslogs.routes(settings.system_log_dir
+                                     if settings.enable_system_log_handler else None))
         # authentication and authorization of callers (auth.py; upstream's flag defaults
         # unless ``auth`` says otherwise)
         callers = KubeletAuth(auth or AuthConfig(), client=client,

@@ -4,7 +4,8 @@ Role: serve `GET /containerLogs/{namespace}/{pod}/{container}` with upstream's
 query parameters (`follow`, `previous`, `tailLines`, `sinceSeconds`, `sinceTime`,
 `timestamps`, `limitBytes`) as a streamed `text/plain` body, and `GET /healthz`.
 The API server's `pods/log` proxies to it at the node's InternalIP and
-`status.daemonEndpoints.kubeletEndpoint.Port`.
+`status.daemonEndpoints.kubeletEndpoint.Port`. The other routes come from setups:
+streaming.py (exec, attach), portforward.py, stats.py and syslogs.py (`/logs/`).
 
 Invariants:
 - Errors answer a `Status` JSON body with upstream's code and message (400 for

@@ -13,8 +13,9 @@ Invariants:
   nodefs.inodesFree<5%, imagefs.available<15%, imagefs.inodesFree<5% (memory and
   nodefs subtracted from allocatable), no soft eviction thresholds, no minimum
   reclaim, a 0 s maximum grace period for soft evictions (the pod workers' 1 s
-  floor applies), static pod manifests read every 20 s,
-  cluster DNS 10.43.0.10 in `cluster.local`.
+  floor applies), static pod manifests read every 20 s (the manifest URL, when
+  given, fetched every 20 s), cluster DNS 10.43.0.10 in `cluster.local`, the
+  system log handler on over /var/log.
 - Every path derives from `data_dir`: the pods' directories (upstream's
   /var/lib/kubelet/pods) under `root_dir`, CRI log files (upstream's /var/log/pods)
   under `pod_logs_dir`. Two kubelets with different data dirs share nothing.
@@ -99,10 +100,19 @@ class KubeletSettings:
     # read again every `file_check_frequency` (upstream's 20 s)
     static_pod_path: Path | None = None
     file_check_frequency: float = 20.0
+    # and from `manifest_url` (upstream's staticPodURL, --manifest-url), fetched every
+    # `http_check_frequency` with the (name, value) headers of `manifest_url_header`
+    manifest_url: str = ""
+    manifest_url_header: tuple[tuple[str, str], ...] = ()
+    http_check_frequency: float = 20.0
 
     # the kubelet's HTTPS endpoint (logs for the API server)
     address: str = "127.0.0.1"
     port: int = 10250
+    # `/logs/`: the node's log files (upstream's enableSystemLogHandler, a config field
+    # without a flag, over /var/log/; the directory is a setting for tests)
+    enable_system_log_handler: bool = True
+    system_log_dir: Path = Path("/var/log")
 
     @property
     def root_dir(self) -> Path:

@@ -1,17 +1,23 @@
-"""A real node of its own: static pods from manifest files and their mirror pods, through
-an API server outage; ConfigMap volumes updated in place while the pod runs.
+"""A real node of its own: static pods from manifest files and from a manifest URL and
+their mirror pods, through an API server outage; ConfigMap volumes updated in place
+while the pod runs; the node's /var/log through nodes/proxy.
 
 The module starts its own API server (the outage test stops it) and a kubelet that
-reads its manifests every second and resyncs pods every 2 s (`--file-check-frequency`,
-`--sync-frequency`), on its own pod subnet. The kubelet uses a node identity
-(`system:node:<name>`, as `pyk8s server` gives its kubelet), so the Node authorizer
-and NodeRestriction admission see its mirror pods as upstream's would.
+reads its manifests every second, fetches its manifest URL (a server of the test on
+127.0.0.1) every second and resyncs pods every 2 s (`--file-check-frequency`,
+`--manifest-url`, `--http-check-frequency`, `--sync-frequency`), on its own pod
+subnet. The kubelet uses a node identity (`system:node:<name>`, as `pyk8s server`
+gives its kubelet), so the Node authorizer and NodeRestriction admission see its
+mirror pods as upstream's would.
 """
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import os
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -30,8 +36,47 @@ pytestmark = pytest.mark.root
 SUBNET = "10.42.247.0/24"
 
 
+EMPTY_LIST = json.dumps({"apiVersion": "v1", "kind": "PodList", "items": []}).encode()
+
+
+class ManifestServer:
+    """The kubelet's manifest URL: an HTTP server on 127.0.0.1 answering what the test
+    sets, counting the kubelet's fetches."""
+
+    def __init__(self):
+        self.status, self.body, self.hits = 200, EMPTY_LIST, 0
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the http.server hook
+                owner.hits += 1
+                self.send_response(owner.status)
+                self.send_header("Content-Length", str(len(owner.body)))
+                self.end_headers()
+                self.wfile.write(owner.body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/pods"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 @pytest.fixture(scope="module")
-def own(tmp_path_factory):
+def manifest_url():
+    server = ManifestServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def own(tmp_path_factory, manifest_url):
     reason = missing_requirements()
     if reason:
         pytest.skip(reason)
@@ -44,6 +89,8 @@ def own(tmp_path_factory):
     forward_before = IP_FORWARD.read_text().strip()
     kubelet = KubeletProcess(base, cluster, subnet=SUBNET,
                              extra_args=("--file-check-frequency", "1s",
+                                         "--manifest-url", manifest_url.url,
+                                         "--http-check-frequency", "1s",
                                          "--sync-frequency", "2s"))
     kubelet.extra_args += ["--kubeconfig", node_kubeconfig(cluster, kubelet.name)]
     try:
@@ -153,6 +200,64 @@ def running_containers(kubelet, pod_name: str) -> list:
         finally:
             await runtime.close()
     return asyncio.run(go())
+
+
+def test_a_pod_from_the_manifest_url_is_mirrored_and_kept_while_the_url_fails(
+        own, manifest_url, tmp_path):
+    cluster, kubelet = own
+    out = tmp_path / "out"
+    pod = json.loads(static_manifest("fetched", "while true; do date +%s%N > /out/tick; "
+                                     "sleep 0.2; done", out))
+    manifest_url.body = json.dumps({"apiVersion": "v1", "kind": "PodList",
+                                    "items": [pod]}).encode()
+    name = f"fetched-{kubelet.name}"
+    mirror = wait_mirror(cluster, name)
+    assert mirror["metadata"]["annotations"]["kubernetes.io/config.source"] == "http"
+    listed = cluster.kubectl("get", "pods", "--no-headers", "-o",
+                             "custom-columns=NAME:.metadata.name,NODE:.spec.nodeName").stdout
+    assert [name, kubelet.name] in [line.split() for line in listed.splitlines()]
+    started = mirror["status"]["containerStatuses"][0]["containerID"]
+    # the URL fails for a few fetches: the pod keeps running, its mirror stays
+    manifest_url.status, manifest_url.body, hits = 500, b"down", manifest_url.hits
+    _wait(lambda: manifest_url.hits >= hits + 3, timeout=30, what="three failed fetches")
+    still = wait_mirror(cluster, name)
+    assert still["metadata"]["uid"] == mirror["metadata"]["uid"]
+    assert still["status"]["containerStatuses"][0]["containerID"] == started
+    # an answer without the pod stops it
+    manifest_url.status, manifest_url.body = 200, EMPTY_LIST
+    _wait(lambda: pod_json(cluster, name) is None, timeout=60,
+          what="the mirror pod to be deleted")
+    _wait(lambda: not running_containers(kubelet, name), timeout=30,
+          what="the URL's pod to stop")
+
+
+def test_the_nodes_var_log_through_nodes_proxy(own):
+    cluster, kubelet = own
+    base = f"/api/v1/nodes/{kubelet.name}/proxy/logs/"
+    listing = cluster.kubectl("get", "--raw", base).stdout
+    assert listing.startswith("<!doctype html>\n") and listing.endswith("</pre>\n")
+    plain = sorted((e for e in os.scandir("/var/log")
+                    if e.name.replace(".", "").replace("-", "").replace("_", "").isalnum()),
+                   key=lambda e: e.name)
+    for entry in plain:
+        shown = entry.name + ("/" if entry.is_dir(follow_symlinks=False) else "")
+        assert f'<a href="{shown}">{shown}</a>' in listing
+    # a text file nobody wrote to lately reads as it is on disk
+    quiet = [e for e in plain if e.is_file(follow_symlinks=False)
+             and e.stat().st_size < 65536 and time.time() - e.stat().st_mtime > 600]
+    text = next((e for e in quiet if _is_text(e.path)), None)
+    if text is not None:
+        assert cluster.kubectl("get", "--raw", base + text.name).stdout == \
+            Path(text.path).read_text()
+    r = cluster.kubectl("get", "--raw", base + "no-such-file-" + uuid.uuid4().hex, check=False)
+    assert r.returncode != 0 and "NotFound" in r.stderr
+
+
+def _is_text(path: str) -> bool:
+    try:
+        return "\x00" not in Path(path).read_text()
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def test_static_pods_start_and_run_while_the_api_server_is_down(own, tmp_path):
