@@ -7,18 +7,25 @@ Role: ``routes(kubelet)`` adds, to the kubelet's HTTPS app,
   ``pods`` system container, rlimits, and per pod its containers' CPU
   (``usageCoreNanoSeconds``, ``usageNanoCores``) and memory (``usageBytes``,
   ``workingSetBytes``, ``rssBytes``, page faults), log and writable-layer usage,
-  volume usage and ephemeral storage;
+  volume usage and ephemeral storage, and the network (the node's interfaces as
+  pid 1 sees them, a pod's from its processes' network namespace; cAdvisor's
+  ``lo``/``veth``/``docker``/``nerdctl`` devices left out, ``eth0`` the default);
 - ``GET /metrics``: Prometheus text with a few of upstream's kubelet metrics
   (``kubelet_node_name``, ``kubelet_running_pods``, ``kubelet_running_containers``,
   ``kubelet_pod_start_duration_seconds``) and the process collector;
 - ``GET /metrics/resource``: the resource metrics metrics-server scrapes
   (``node|pod|container_cpu_usage_seconds_total``, ``*_memory_working_set_bytes``,
   ``container_start_time_seconds``, ``scrape_error``);
+- ``GET /metrics/cadvisor``: cAdvisor's metrics for the same figures (``exposition``)
+  per cgroup: the machine (``/``), the pods' cgroup, each pod's, its sandbox's (with
+  the network) and each running container's;
 - ``GET /pods``: a PodList of the pods the kubelet runs, with the statuses it holds.
 
 Figures come from cgroup files (v1 or v2 alike, ``Cgroups``): a pod's cgroup is
 ``sandboxes.pod_cgroup_parent`` and a container's is ``<pod cgroup>/<container id>``
-(containerd's cgroupfs layout); the writable layer's size from CRI container stats.
+(containerd's cgroupfs layout), its sandbox's ``<pod cgroup>/<sandbox id>``; the
+writable layer's size from CRI container stats; network figures from
+``/proc/<pid>/net/dev`` of a process in the cgroup (cAdvisor's way).
 
 Invariants:
 - ``usageNanoCores`` is a rate between two readings at least ``RATE_WINDOW`` apart;
@@ -35,19 +42,27 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 from aiohttp import web
 
-from pyk8s.kubelet import pods, sandboxes
+from pyk8s.cri.runtime import SandboxState, normalize_image
+from pyk8s.kubelet import exposition, pods, sandboxes
+from pyk8s.kubelet.exposition import cadvisor_metrics, parse_time, resource_metrics
+from pyk8s.kubelet.images import PAUSE_IMAGE
 
 log = logging.getLogger(__name__)
 
 CGROUP = Path("/sys/fs/cgroup")
+PROC = Path("/proc")
 RATE_WINDOW = 1.0  # seconds between two CPU readings for a rate
 SAMPLE_PERIOD = 10.0  # cAdvisor's housekeeping interval
 TERMINAL = ("Succeeded", "Failed")
+IGNORED_DEVICES = ("lo", "veth", "docker", "nerdctl")  # cAdvisor's isIgnoredDevice
+DEFAULT_INTERFACE = "eth0"  # upstream's defaultNetworkInterfaceName
+NET_DEV_KEYS = ("rxBytes", "rxPackets", "rxErrors", "rxDropped", "txBytes", "txPackets",
+                "txErrors", "txDropped")
 
 
 def _read_int(path: Path) -> int | None:
@@ -130,6 +145,66 @@ class Cgroups:
         rel = path.strip("/")
         base = self.root / rel if self.v2 else self._v1("pids", rel)
         return _read_int(base / "pids.current")
+
+    def _dir(self, rel: str) -> Path:
+        if self.v2:
+            return self.root / rel
+        # v1: any hierarchy lists the processes; runc joins them all
+        return next((d for c in ("pids", "memory", "cpuacct") if (d := self._v1(c, rel)).is_dir()),
+                    self._v1("memory", rel))
+
+    def pids(self, path: str) -> Iterator[int]:
+        """The processes in the cgroup and its descendants (cgroup.procs), the
+        cgroup's own first."""
+        for top, dirs, _ in os.walk(self._dir(path.strip("/"))):
+            dirs.sort()
+            try:
+                text = (Path(top) / "cgroup.procs").read_text()
+            except OSError:
+                continue
+            yield from (int(p) for p in text.split() if p.isdigit() and p != "0")
+
+    def created(self, path: str) -> float | None:
+        """When the cgroup was made (its directory's mtime, as cAdvisor's raw handler)."""
+        try:
+            return self._dir(path.strip("/")).stat().st_mtime
+        except OSError:
+            return None
+
+
+def read_net_dev(path: Path) -> list[dict[str, Any]] | None:
+    """A /proc/<pid>/net/dev's interfaces but cAdvisor's ignored devices; None if it
+    cannot be read or a line is not 16 figures (cAdvisor then trusts none)."""
+    try:
+        lines = path.read_text().splitlines()[2:]
+    except OSError:
+        return None
+    out = []
+    for line in lines:
+        name, _, rest = line.partition(":")
+        fields = rest.split()
+        if len(fields) != 16 or not all(f.isdigit() for f in fields):
+            return None
+        name = name.strip()
+        if name.lower().startswith(IGNORED_DEVICES):
+            continue
+        figures = [int(f) for f in fields[0:4] + fields[8:12]]
+        out.append({"name": name, **dict(zip(NET_DEV_KEYS, figures))})
+    return out
+
+
+def network_stats(interfaces: list[dict] | None, now: str) -> dict[str, Any] | None:
+    """stats/v1alpha1 NetworkStats: the default interface's figures inline (name ""
+    when there is no eth0, as upstream) and every interface's."""
+    if interfaces is None:
+        return None
+    listed = [{"name": i["name"], "rxBytes": i["rxBytes"], "rxErrors": i["rxErrors"],
+               "txBytes": i["txBytes"], "txErrors": i["txErrors"]} for i in interfaces]
+    default = next((i for i in listed if i["name"] == DEFAULT_INTERFACE), {"name": ""})
+    out: dict[str, Any] = {"time": now, **default}
+    if listed:
+        out["interfaces"] = listed
+    return out
 
 
 class Rates:
@@ -242,10 +317,11 @@ class SummaryProvider:
     status_manager, runtime)."""
 
     def __init__(self, kubelet, *, cgroups: Cgroups | None = None,
-                 image_dir: Path | None = None):
+                 image_dir: Path | None = None, proc: Path = PROC):
         self.kubelet = kubelet
         self.settings = kubelet.settings
         self.cgroups = cgroups or Cgroups()
+        self.proc = proc
         self.image_dir = image_dir or self.settings.data_dir / "agent" / "containerd"
         self.rates = Rates()
 
@@ -268,6 +344,15 @@ class SummaryProvider:
         if limit:
             out["availableBytes"] = max(limit - figures["workingSetBytes"], 0)
         return out
+
+    def _interfaces(self, pids: Iterable[int]) -> list[dict] | None:
+        """The network of the first of ``pids`` whose net/dev can be read (a pod's
+        processes share one network namespace)."""
+        for pid in pids:
+            found = read_net_dev(self.proc / str(pid) / "net" / "dev")
+            if found is not None:
+                return found
+        return None
 
     def _node(self, now: str, full: bool) -> dict[str, Any]:
         cg = self.cgroups
@@ -299,6 +384,8 @@ class SummaryProvider:
             node["runtime"] = {"imageFs": image_fs, "containerFs": image_fs} if image_fs \
                 else None
             node["rlimit"] = _rlimit(now)
+            # the root cgroup's network is pid 1's, as cAdvisor's raw root handler
+            node["network"] = network_stats(self._interfaces([1]), now)
         return {k: v for k, v in node.items() if v is not None}
 
     def _pod(self, pod: dict, status: dict, layers: dict[str, int], now: str,
@@ -357,6 +444,9 @@ class SummaryProvider:
             out["cpu"] = cpu
         if memory:
             out["memory"] = memory
+        network = network_stats(self._interfaces(cg.pids(parent)), now) if full else None
+        if network:
+            out["network"] = network
         if volumes:
             out["volume"] = volumes
         if nodefs:
@@ -408,6 +498,63 @@ class SummaryProvider:
         return {s.id: s.writable_layer_used_bytes for s in stats
                 if s.writable_layer_used_bytes is not None}
 
+    async def _ready_sandboxes(self) -> dict[str, list]:
+        """The runtime's ready sandboxes by pod UID."""
+        try:
+            found = await self.kubelet.runtime.list_pod_sandboxes(state=SandboxState.READY)
+        except Exception as err:  # a runtime that cannot list: no sandbox figures
+            log.debug("listing pod sandboxes failed: %s", err)
+            return {}
+        out: dict[str, list] = {}
+        for sandbox in found:
+            out.setdefault(sandbox.metadata.uid, []).append(sandbox)
+        return out
+
+    def _cgroup_entries(self, snapshot: list[tuple[dict, dict]],
+                        ready: dict[str, list]) -> list[dict[str, Any]]:
+        """/metrics/cadvisor's cgroups with the Summary's figures: the machine, the pods'
+        cgroup, and per pod its own, its sandboxes' (with the network, as cAdvisor's
+        containerd handler gives it to sandboxes only) and its running containers'."""
+        summary = self._collect(snapshot, {}, False)
+        node, cg, now = summary["node"], self.cgroups, _now()
+
+        def entry(path: str, labels: dict, stats: dict, start: float | None,
+                  interfaces: list | None = None) -> dict[str, Any]:
+            return {"id": path, "labels": labels, "time": now, "start": start,
+                    "cpu": (stats.get("cpu") or {}).get("usageCoreNanoSeconds"),
+                    "memory": stats.get("memory"), "interfaces": interfaces}
+
+        entries = [entry("/", {}, node, parse_time(node.get("startTime")),
+                         self._interfaces([1]))]
+        root = self.settings.cgroup_root
+        entries += [entry(root, {}, c, cg.created(root)) for c in node["systemContainers"]]
+        for (pod, status), stats in zip(snapshot, summary["pods"]):
+            parent = sandboxes.pod_cgroup_parent(self.settings, pod)
+            base = {"namespace": stats["podRef"]["namespace"], "pod": stats["podRef"]["name"]}
+            entries.append(entry(parent, base, stats, cg.created(parent)))
+            for sandbox in ready.get(pods.uid(pod), ()):
+                path = f"{parent}/{sandbox.id}"
+                figures = {"cpu": {"usageCoreNanoSeconds": cg.cpu_ns(path)},
+                           "memory": cg.memory(path)}
+                entries.append(entry(path, base | {"image": PAUSE_IMAGE, "name": sandbox.id},
+                                     figures, sandbox.created_at / 1e9,
+                                     self._interfaces(cg.pids(path))))
+            images = {cs["name"]: (_container_id(cs), cs.get("image") or "")
+                      for cs in status.get("containerStatuses") or []}
+            for c in stats["containers"]:
+                cid, image = images[c["name"]]
+                labels = base | {"container": c["name"], "image": image and normalize_image(image),
+                                 "name": cid}
+                entries.append(entry(f"{parent}/{cid}", labels, c,
+                                     parse_time(c.get("startTime"))))
+        return entries
+
+    async def cadvisor(self) -> str:
+        """The /metrics/cadvisor text."""
+        ready = await self._ready_sandboxes()
+        entries = await asyncio.to_thread(self._cgroup_entries, self.snapshot(), ready)
+        return cadvisor_metrics(entries, getattr(self.kubelet, "machine_info", None))
+
     async def summary(self, *, full: bool = True) -> dict:
         """The Summary; ``full=False`` is upstream's only_cpu_and_memory (no
         filesystems, volumes or logs: what metrics scrapers ask for)."""
@@ -421,78 +568,6 @@ class SummaryProvider:
             except Exception:  # a sampler must outlive a bad reading
                 log.exception("sampling resource usage failed")
             await asyncio.sleep(SAMPLE_PERIOD)
-
-
-# -- Prometheus ---------------------------------------------------------------------------
-
-def _labels(pairs: dict[str, str]) -> str:
-    def esc(v: str) -> str:
-        return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-    return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in pairs.items()) + "}" if pairs else ""
-
-
-def _parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def resource_metrics(summary: dict) -> str:
-    """/metrics/resource text (the stable resource metrics metrics-server reads)."""
-    lines: list[str] = []
-
-    def family(name: str, kind: str, help_: str, samples: list[tuple[dict, float, str]]):
-        lines.append(f"# HELP {name} [STABLE] {help_}")
-        lines.append(f"# TYPE {name} {kind}")
-        for labels, value, when in samples:
-            stamp = _parse_time(when)
-            suffix = f" {int(stamp * 1000)}" if stamp is not None else ""
-            lines.append(f"{name}{_labels(labels)} {value:.9g}{suffix}")
-
-    node = summary["node"]
-    cpu_c, mem_c, start_c, cpu_p, mem_p = [], [], [], [], []
-    for pod in summary["pods"]:
-        ref = pod["podRef"]
-        base = {"namespace": ref["namespace"], "pod": ref["name"]}
-        for c in pod.get("containers") or []:
-            labels = {"container": c["name"], **base}
-            if "cpu" in c:
-                cpu_c.append((labels, c["cpu"]["usageCoreNanoSeconds"] / 1e9, c["cpu"]["time"]))
-            if "memory" in c:
-                mem_c.append((labels, c["memory"]["workingSetBytes"], c["memory"]["time"]))
-            started = _parse_time(c.get("startTime"))
-            if started is not None:
-                start_c.append((labels, started, c.get("startTime")))
-        if "cpu" in pod:
-            cpu_p.append((base, pod["cpu"]["usageCoreNanoSeconds"] / 1e9, pod["cpu"]["time"]))
-        if "memory" in pod:
-            mem_p.append((base, pod["memory"]["workingSetBytes"], pod["memory"]["time"]))
-    family("container_cpu_usage_seconds_total", "counter",
-           "Cumulative cpu time consumed by the container in core-seconds", cpu_c)
-    family("container_memory_working_set_bytes", "gauge",
-           "Current working set of the container in bytes", mem_c)
-    family("container_start_time_seconds", "gauge",
-           "Start time of the container since unix epoch in seconds", start_c)
-    if "cpu" in node:
-        family("node_cpu_usage_seconds_total", "counter",
-               "Cumulative cpu time consumed by the node in core-seconds",
-               [({}, node["cpu"]["usageCoreNanoSeconds"] / 1e9, node["cpu"]["time"])])
-    if "memory" in node:
-        family("node_memory_working_set_bytes", "gauge",
-               "Current working set of the node in bytes",
-               [({}, node["memory"]["workingSetBytes"], node["memory"]["time"])])
-    family("pod_cpu_usage_seconds_total", "counter",
-           "Cumulative cpu time consumed by the pod in core-seconds", cpu_p)
-    family("pod_memory_working_set_bytes", "gauge",
-           "Current working set of the pod in bytes", mem_p)
-    lines.append("# HELP scrape_error [STABLE] 1 if there was an error while getting "
-                 "container metrics, 0 otherwise")
-    lines.append("# TYPE scrape_error gauge")
-    lines.append("scrape_error 0")
-    return "\n".join(lines) + "\n"
 
 
 POD_START_BUCKETS = (0.5, 1, 2, 3, 4, 5, 6, 8, 10, 20, 30, 45, 60, 120, 180, 240, 300, 360,
@@ -570,13 +645,14 @@ class KubeletCollector:
         yield containers
 
 
-def routes(kubelet, *, cgroups: Cgroups | None = None) -> Callable[[web.Application], None]:
+def routes(kubelet, *, cgroups: Cgroups | None = None,
+           proc: Path = PROC) -> Callable[[web.Application], None]:
     """The kubelet server setup adding the stats, metrics and pods endpoints."""
     from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
     from prometheus_client import Histogram
-    provider = SummaryProvider(kubelet, cgroups=cgroups)
+    provider = SummaryProvider(kubelet, cgroups=cgroups, proc=proc)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(KubeletCollector(kubelet))
     ProcessCollector(registry=registry)
@@ -600,7 +676,11 @@ def routes(kubelet, *, cgroups: Cgroups | None = None) -> Callable[[web.Applicat
 
     async def resource(request: web.Request) -> web.Response:
         text = resource_metrics(await provider.summary(full=False))
-        return web.Response(text=text, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(text=text, headers={"Content-Type": exposition.CONTENT_TYPE})
+
+    async def cadvisor(request: web.Request) -> web.Response:
+        text = await provider.cadvisor()
+        return web.Response(text=text, headers={"Content-Type": exposition.CONTENT_TYPE})
 
     async def pod_list(request: web.Request) -> web.Response:
         items = []
@@ -626,6 +706,7 @@ def routes(kubelet, *, cgroups: Cgroups | None = None) -> Callable[[web.Applicat
         app.router.add_get("/stats/summary/", summary)
         app.router.add_get("/metrics", metrics)
         app.router.add_get("/metrics/resource", resource)
+        app.router.add_get("/metrics/cadvisor", cadvisor)
         app.router.add_get("/pods", pod_list)
         app.router.add_get("/pods/", pod_list)
         app.on_startup.append(start_sampler)
