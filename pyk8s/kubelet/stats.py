@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterable, Iterator
 import orjson
 from aiohttp import web
 
-from pyk8s.cri.runtime import SandboxState, normalize_image
+from pyk8s.cri.runtime import CRIError, SandboxState, normalize_image
 from pyk8s.kubelet import exposition, pods, sandboxes
 from pyk8s.kubelet.exposition import cadvisor_metrics, parse_time, resource_metrics
 from pyk8s.kubelet.images import PAUSE_IMAGE
@@ -502,7 +502,7 @@ class SummaryProvider:
         """The runtime's ready sandboxes by pod UID."""
         try:
             found = await self.kubelet.runtime.list_pod_sandboxes(state=SandboxState.READY)
-        except Exception as err:  # a runtime that cannot list: no sandbox figures
+        except (CRIError, OSError) as err:  # a runtime that cannot list: no sandbox figures
             log.debug("listing pod sandboxes failed: %s", err)
             return {}
         out: dict[str, list] = {}
