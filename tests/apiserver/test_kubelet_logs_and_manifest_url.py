@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import socket
-import time
 import uuid
 
 import pytest
@@ -31,6 +30,7 @@ from pyk8s.kubelet.nodestatus import MachineInfo
 from pyk8s.kubelet.server import make_app, self_signed, ssl_context
 from pyk8s.kubelet.settings import KubeletSettings
 from security_helpers import cert_kubeconfig
+from support.waiting import poll
 
 MACHINE = MachineInfo(cpus=4, memory=8 << 30, memory_available=6 << 30,
                       filesystem=100 << 30, filesystem_available=50 << 30,
@@ -47,16 +47,6 @@ class NoPressure:
 
     async def pod_usage(self, pod):
         return PodUsage()
-
-
-async def poll(check, what: str, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
 
 
 @pytest.fixture
@@ -118,7 +108,7 @@ async def test_node_logs_and_a_manifest_url_pod_through_the_api(cluster, node):
         r = await cluster.akubectl("get", "node", name, "-o", "jsonpath={.status.addresses}",
                                    check=False)
         return "127.0.0.1" in r.stdout
-    await poll(reachable, "the node's address")
+    await poll(reachable, "the node's address", timeout=30)
     r = await cluster.akubectl("get", "--raw", f"/api/v1/nodes/{name}/proxy/logs/kubelet.log")
     assert r.stdout == "I0101 12:00:00 kubelet started\n"
     r = await cluster.akubectl("get", "--raw", f"/api/v1/nodes/{name}/proxy/logs/")
@@ -139,7 +129,7 @@ async def test_node_logs_and_a_manifest_url_pod_through_the_api(cluster, node):
                                    "custom-columns=NAME:.metadata.name,STATUS:.status.phase,"
                                    "NODE:.spec.nodeName", check=False)
         return r.stdout.split() == [mirror, "Running", name]
-    await poll(listed, "the manifest URL's pod in kubectl get pods")
+    await poll(listed, "the manifest URL's pod in kubectl get pods", timeout=30)
     notes = json.loads((await cluster.akubectl(
         "get", "pod", mirror, "-n", ns, "-o", "json")).stdout)["metadata"]["annotations"]
     assert notes["kubernetes.io/config.source"] == "http"

@@ -8,7 +8,6 @@ scrapes is known; this module's API server scrapes every 2 s (the rate divides b
 API server's own time between scrapes, so a short window makes scrape latency on a
 loaded machine a large error).
 """
-import asyncio
 import json
 import os
 import time
@@ -18,6 +17,7 @@ import pytest
 from aiohttp import web
 
 from support.cluster import KUBECTL, Cluster, free_port
+from support.waiting import poll
 from pyk8s.kubelet.server import self_signed, ssl_context
 
 NODE_RATE, CONTAINER_RATE = 250_000_000, 100_000_000  # nanocores
@@ -97,16 +97,6 @@ async def add_pod(cluster, ns: str, name: str, node: str, labels=None) -> None:
         {"apiVersion": "v1", "kind": "Pod",
          "metadata": {"name": name, "labels": labels or {}},
          "spec": {"nodeName": node, "containers": [{"name": "app", "image": "busybox"}]}}))
-
-
-async def poll(check, what: str, timeout: float = 20):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
 
 
 def millicores(cell: str) -> int:

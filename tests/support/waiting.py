@@ -15,6 +15,17 @@ def wait_for(fn, what: str, deadline: float = 90.0, interval: float = 0.5):
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
+async def poll(check, what: str, timeout: float = 20.0, interval: float = 0.2):
+    """Await ``check()`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(interval)
+
+
 async def collect_watch(store, prefix: str, revision: int, count: int,
                         deadline: float = 10.0) -> list:
     """The first ``count`` events of a store watch from ``revision``, or fail after
