@@ -10,12 +10,15 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import os
 import threading
 import time
 import uuid
 
+import kubernetes
 import pytest
+import urllib3
 import yaml
 
 from pyk8s.client import Client, load_kubeconfig
@@ -25,6 +28,8 @@ from pyk8s.controllers.corecontext import (CoreSettings, DisruptionSettings, GCS
                                            PodGCSettings)
 
 API_ADDRESS = "192.0.2.10"   # TEST-NET: published as the kubernetes Service's endpoint
+
+log = logging.getLogger(__name__)
 
 
 def wait_for(fn, timeout: float = 30.0, what: str = "condition"):
@@ -370,8 +375,8 @@ def kubelets(pyclient, names: set):
             for name in list(names):
                 try:
                     renew_lease(pyclient, name)
-                except Exception:  # noqa: BLE001 - the next beat renews it
-                    pass
+                except (kubernetes.client.ApiException, urllib3.exceptions.HTTPError) as err:
+                    log.info("renewing lease %s failed (the next beat retries): %s", name, err)
     thread = threading.Thread(target=beat, name="test-kubelets", daemon=True)
     thread.start()
     try:

@@ -56,7 +56,7 @@ class ManifestServer:
                 self.wfile.write(owner.body)
 
             def log_message(self, *args):
-                pass
+                """Quiet: no access log on the test's stderr."""
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_port}/pods"
